@@ -1,0 +1,142 @@
+"""Driving the bench guest through the node: the bench plays the launcher.
+
+``BenchGuest`` lays out guest memory with the launcher's own ``prepare_guest`` (a memfd, shared),
+opens ``MOUNT/lguest``, writes INITIALIZE and reads until the guest's first BENCH_DONE.  From then
+on every measured operation is: write a command into ``bench_command`` through the shared memory
+(the guest is stopped between two reads), read until the guest NOTIFYs BENCH_DONE.  The thread that
+creates a ``BenchGuest`` is its owner (spec 1.2: the task that did INITIALIZE) and the only one that
+may read it or send it IRQs; any other thread may open ``guests/<pid>/waker`` and send BREAKs.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import os
+import struct
+import time
+from pathlib import Path
+from types import TracebackType
+
+from benchlib.elfinfo import physical, symbols
+from launcher.layout import PreparedGuest, prepare_guest
+from launcher.node import pack_words, unpack_word
+from lguestfs.abi import LHREQ_BREAK, LHREQ_IRQ
+
+# The words bench_ops.c NOTIFYs.
+BENCH_DONE = 0xBE0C0001
+BENCH_TICK = 0xBE0C0002
+BENCH_IRQ_SEEN = 0xBE0C0003
+
+COMMAND = struct.Struct("<4I")  # op, count, arg, seq
+RESULT = struct.Struct("<3I2i")  # seq, irqs, timer_irqs, timer_sec, timer_nsec
+REASON_BYTES = 1024
+
+
+class Op(enum.IntEnum):
+    """bench_ops.c's operations."""
+
+    IDLE = 0
+    COMPUTE = 1
+    STORE = 2
+    HYPERCALL = 3
+    NOTIFY = 4
+    SPIN = 5
+    IRQ = 6
+    TIMER = 7
+
+
+class GuestDied(RuntimeError):
+    """The bench guest died: ``str()`` carries the node's reason."""
+
+
+class BenchGuest:
+    """One bench_ops guest, owned by the thread that created it."""
+
+    def __init__(self, mountpoint: Path, elf: Path, mem_mb: int = 8) -> None:
+        found = symbols(elf, "bench_command", "bench_result")
+        self.command_at = physical(found["bench_command"])
+        self.result_at = physical(found["bench_result"])
+        self.seq = 0
+        self.other_notifies = 0  # console text and the like, which the bench skips
+        self.prepared: PreparedGuest = prepare_guest(mem_mb, elf, [])
+        self.command(Op.IDLE)  # before INITIALIZE: tells the guest a bench is driving it
+        try:
+            self.fd = os.open(mountpoint / "lguest", os.O_RDWR)
+        except BaseException:
+            self.prepared.close()
+            raise
+        try:
+            os.write(self.fd, self.prepared.initialize_request())
+            self.wait_for(BENCH_DONE)
+        except BaseException:
+            self.close()
+            raise
+
+    def read(self) -> int:
+        """One read of the node: the guest's NOTIFY word; ``GuestDied`` with its reason."""
+        try:
+            return unpack_word(os.read(self.fd, 8))
+        except OSError as error:
+            if error.errno != errno.ENOENT:
+                raise
+            reason = os.read(self.fd, REASON_BYTES).rstrip(b"\0").decode(errors="replace")
+            raise GuestDied(f"the bench guest died: {reason}") from None
+
+    def wait_for(self, word: int) -> None:
+        while (got := self.read()) != word:
+            self.other_notifies += 1
+            if got in (BENCH_DONE, BENCH_TICK, BENCH_IRQ_SEEN):
+                raise RuntimeError(
+                    f"bench guest said {got:#x} while the bench waited for {word:#x}"
+                )
+
+    def command(self, op: Op, count: int = 0, arg: int = 0) -> None:
+        """Leave the next command for the guest (it runs at the next read)."""
+        self.seq += 1
+        self.prepared.write(self.command_at, COMMAND.pack(op, count, arg, self.seq))
+
+    def set_op(self, op: Op) -> None:
+        """Change only the op: how the bench ends SPIN and IRQ, which re-read it while they run."""
+        self.prepared.write(self.command_at, struct.pack("<I", op))
+
+    def run(self, op: Op, count: int = 0, arg: int = 0) -> float:
+        """Seconds from the read that starts ``op`` to the read that returns its BENCH_DONE."""
+        self.command(op, count, arg)
+        start = time.perf_counter()
+        self.wait_for(BENCH_DONE)
+        return time.perf_counter() - start
+
+    def result(self) -> tuple[int, int, int, int, int]:
+        seq, irqs, timer_irqs, sec, nsec = RESULT.unpack(
+            self.prepared.read(self.result_at, RESULT.size)
+        )
+        return seq, irqs, timer_irqs, sec, nsec
+
+    def raise_irq(self, irq: int) -> None:
+        os.write(self.fd, pack_words(LHREQ_IRQ, irq))
+
+    def release_breakers(self) -> None:
+        os.write(self.fd, pack_words(LHREQ_BREAK, 0))
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        self.prepared.close()
+
+    def __enter__(self) -> BenchGuest:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def waker_path(mountpoint: Path, pid: int | None = None) -> Path:
+    """The waker node of the guest launched by process ``pid`` (this one by default)."""
+    return mountpoint / "guests" / str(os.getpid() if pid is None else pid) / "waker"
