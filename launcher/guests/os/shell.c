@@ -1,0 +1,471 @@
+/*
+ * shell.c: the guest's command line, on the virtio console.
+ *
+ * The shell is the guest's event loop: it waits for typed input in HALT (the console's irq, a
+ * received frame's irq or a timer tick wake it), prints frames as they arrive, and runs one
+ * command per line.  Input is echoed (the launcher puts a terminal in raw mode) and can be
+ * edited with backspace; ^C drops the line, ^D on an empty line or the end of input powers the
+ * guest off, so a session piped into the launcher runs its commands and then ends.
+ */
+#include "os.h"
+#include "virtio_console.h"
+
+#define LINE_MAX 256
+#define PROMPT "lguest> "
+
+/* --- Reading a line ------------------------------------------------------------------------- */
+
+static bool something_to_do(void *arg)
+{
+	(void)arg;
+	return events_pending();
+}
+
+/* A line into `line` (NUL-terminated): its length, or -1 at the end of input. */
+static int read_line(char *line)
+{
+	static bool end_of_input, after_cr;
+	int len = 0;
+
+	if (end_of_input)
+		return -1;
+	for (;;) {
+		if (net && vnet_rx_pending(net)) {
+			/* A frame arrived while typing: show it, then the line so far again. */
+			kprintf("\n");
+			net_poll();
+			kprintf(PROMPT);
+			con_write(line, (unsigned)len);
+		}
+		char c;
+		int got = vcon_read(&c, 1);
+		if (got < 0 || (got == 1 && c == 0x04 && len == 0)) {
+			end_of_input = true;
+			if (len == 0)
+				return -1;
+			kprintf("\n");
+			break;
+		}
+		if (got == 0) {
+			if (!vcon_ready()) {
+				end_of_input = true;
+				return -1;
+			}
+			con_flush();
+			wait_event(something_to_do, 0);
+			continue;
+		}
+		bool was_cr = after_cr;
+		after_cr = c == '\r';
+		if (c == '\n' && was_cr)
+			continue; /* the second half of a CR LF */
+		if (c == '\r' || c == '\n') {
+			if (options.echo)
+				kprintf("\n");
+			break;
+		}
+		if (c == 0x03) { /* ^C: forget the line */
+			kprintf("^C\n");
+			len = 0;
+			break;
+		}
+		if (c == 0x7F || c == '\b') {
+			if (len > 0) {
+				len--;
+				if (options.echo)
+					kprintf("\b \b");
+			}
+			continue;
+		}
+		if ((unsigned char)c < 0x20 || len == LINE_MAX - 1)
+			continue;
+		line[len++] = c;
+		if (options.echo)
+			con_write(&c, 1);
+	}
+	line[len] = 0;
+	return len;
+}
+
+/* --- Commands --------------------------------------------------------------------------------- */
+
+/* The first word of *rest, NUL-terminated; *rest moves past it and the blanks after it. */
+static char *next_word(char **rest)
+{
+	char *word = *rest, *end;
+
+	while (*word == ' ')
+		word++;
+	for (end = word; *end && *end != ' '; end++)
+		;
+	*rest = end;
+	if (*end) {
+		*end = 0;
+		for (*rest = end + 1; **rest == ' '; (*rest)++)
+			;
+	}
+	return word;
+}
+
+static bool parse_u32(const char *text, uint32_t *out)
+{
+	uint32_t value = 0;
+
+	if (!*text)
+		return false;
+	for (; *text; text++) {
+		if (*text < '0' || *text > '9' || value > 429496728)
+			return false;
+		value = value * 10 + (uint32_t)(*text - '0');
+	}
+	*out = value;
+	return true;
+}
+
+static void print_quoted(const uint8_t *data, uint32_t len)
+{
+	char shown[SECTOR_SIZE + 2];
+	uint32_t n = 0;
+
+	shown[n++] = '"';
+	for (uint32_t i = 0; i < len && i < SECTOR_SIZE; i++)
+		shown[n++] = data[i] >= 0x20 && data[i] < 0x7F ? (char)data[i] : '.';
+	shown[n++] = '"';
+	con_write(shown, n);
+}
+
+static void cmd_help(char *args)
+{
+	(void)args;
+	kprintf("commands:\n"
+		"  help                 this list\n"
+		"  uptime               time since boot (Host wall clock) and timer ticks\n"
+		"  echo TEXT            print TEXT\n"
+		"  mem                  memory map and free pages\n"
+		"  devices              the virtio devices and their queues\n"
+		"  blk read N           show sector N of the block device\n"
+		"  blk write N TEXT     write TEXT (zero-padded) to sector N\n"
+		"  net send TEXT        broadcast an Ethernet frame (type 0x88b5) carrying TEXT\n"
+		"  stats                interrupts, hypercalls, faults, system calls\n"
+		"  user [hello|peek]    run a program at privilege level 3 (int $0x80 system calls)\n"
+		"  fault                touch an unmapped page; the page-fault handler maps it\n"
+		"  bench                a compute loop, stores and hypercalls, with their speed\n"
+		"  cmdline              the kernel command line and the options it set\n"
+		"  crash TEXT           die with TEXT (the launcher exits 1)\n"
+		"  poweroff             power down (the launcher exits 0)\n"
+		"received frames are shown as they arrive; ^D or the end of input powers off\n");
+}
+
+static void cmd_uptime(char *args)
+{
+	(void)args;
+	uint32_t ms = uptime_ms();
+	kprintf("up %u.%03u s, %u timer ticks at %u Hz\n", ms / 1000, ms % 1000, stats.ticks,
+		options.hz);
+}
+
+static void cmd_echo(char *args)
+{
+	kprintf("%s\n", args);
+}
+
+static void cmd_mem(char *args)
+{
+	struct mem_stats m;
+	(void)args;
+
+	mm_stats(&m);
+	kprintf("RAM      %#010x-%#010x  %u KB (e820)\n", 0, m.ram_bytes, m.ram_bytes >> 10);
+	kprintf("  boot   %#010x-%#010x  zero page, command line (reserved)\n", 0, 0x100000);
+	kprintf("  kernel %#010x-%#010x  %u KB\n", m.kernel_start, m.kernel_end,
+		(m.kernel_end - m.kernel_start) >> 10);
+	if (m.device_end)
+		kprintf("devices  %#010x-%#010x  device page and rings, above RAM\n", m.device_start,
+			m.device_end);
+	kprintf("mapped at %#x + physical; page directory %#x, %u page-table pages\n", PAGE_OFFSET,
+		m.pgdir, m.table_pages);
+	kprintf("pages: %u total, %u free (%u KB), %u in use\n", m.total_pages, m.free_pages,
+		m.free_pages * 4, m.total_pages - m.free_pages);
+}
+
+static void cmd_devices(char *args)
+{
+	(void)args;
+	devices_list();
+}
+
+static void cmd_blk(char *args)
+{
+	static uint8_t sector[SECTOR_SIZE];
+	char *op = next_word(&args);
+	uint32_t n;
+	bool write = strcmp(op, "write") == 0;
+
+	if (!blk) {
+		kprintf("blk: no block device (give the launcher --block=FILE)\n");
+		return;
+	}
+	if ((!write && strcmp(op, "read") != 0) || !parse_u32(next_word(&args), &n)) {
+		kprintf("usage: blk read N | blk write N TEXT   (%u sectors)\n",
+			(uint32_t)blk->capacity);
+		return;
+	}
+	if (n >= blk->capacity) {
+		kprintf("blk: sector %u is past the end (%u sectors)\n", n, (uint32_t)blk->capacity);
+		return;
+	}
+	memset(sector, 0, sizeof(sector));
+	uint32_t len = (uint32_t)strlen(args);
+	if (write)
+		memcpy(sector, args, len < SECTOR_SIZE ? len : SECTOR_SIZE);
+	int status = vblk_rw(blk, write, n, sector, 1, wait_event);
+	if (status != VIRTIO_BLK_S_OK) {
+		kprintf("blk: %s of sector %u failed (status %d)\n", op, n, status);
+		return;
+	}
+	if (write) {
+		kprintf("blk: wrote %u bytes to sector %u\n", len < SECTOR_SIZE ? len : SECTOR_SIZE,
+			n);
+		return;
+	}
+	uint32_t shown = SECTOR_SIZE;
+	while (shown > 0 && sector[shown - 1] == 0)
+		shown--;
+	kprintf("blk: sector %u: ", n);
+	print_quoted(sector, shown);
+	kprintf("\n");
+}
+
+static void cmd_net(char *args)
+{
+	static uint8_t frame[VNET_FRAME_MAX];
+	char *op = next_word(&args);
+
+	if (!net) {
+		kprintf("net: no network device (give the launcher --net=...)\n");
+		return;
+	}
+	if (strcmp(op, "send") != 0) {
+		kprintf("usage: net send TEXT\n");
+		return;
+	}
+	uint32_t len = (uint32_t)strlen(args), room = VNET_FRAME_MAX - 14;
+	if (len > room)
+		len = room;
+	memset(frame, 0xFF, 6); /* broadcast */
+	memcpy(frame + 6, net->mac, 6);
+	frame[12] = 0x88; /* 0x88b5: the IEEE's "local experimental" EtherType */
+	frame[13] = 0xB5;
+	memcpy(frame + 14, args, len);
+	/* Ethernet's minimum frame is 60 bytes before the FCS: pad with zeros. */
+	uint32_t total = 14 + len < 60 ? 60 : 14 + len;
+	memset(frame + 14 + len, 0, total - 14 - len);
+	if (vnet_send(net, frame, total))
+		kprintf("net: sent %u-byte frame\n", total);
+	else
+		kprintf("net: the frame did not go out\n");
+}
+
+static void cmd_stats(char *args)
+{
+	(void)args;
+	kprintf("interrupts: timer %u", stats.irqs[TIMER_IRQ]);
+	if (vcon_ready())
+		kprintf(", console %u", stats.irqs[vcon_input_queue()->irq]);
+	if (blk)
+		kprintf(", block %u", stats.irqs[blk->vq.irq]);
+	if (net)
+		kprintf(", net %u", stats.irqs[net->rx.irq]);
+	kprintf("\n");
+	uint32_t kicks = vcon_output_queue()->kicks + vcon_input_queue()->kicks;
+	if (blk)
+		kicks += blk->vq.kicks;
+	if (net)
+		kicks += net->rx.kicks + net->tx.kicks;
+	kprintf("hypercalls: %u HALT, %u virtio NOTIFY, %u SET_CLOCKEVENT\n", stats.halts, kicks,
+		stats.ticks + (options.hz ? 1 : 0));
+	kprintf("faults: %u page faults, %u recovered; %u system calls\n", stats.page_faults,
+		stats.faults_recovered, stats.syscalls);
+}
+
+static void cmd_user(char *args)
+{
+	user_run(next_word(&args));
+}
+
+#define FAULT_ADDR 0xE0000000u /* nothing is ever mapped here */
+
+static void touch(void *arg)
+{
+	volatile uint32_t *p = (volatile uint32_t *)FAULT_ADDR;
+	*p = 0x1234ABCD;
+	*(uint32_t *)arg = *p;
+}
+
+static void cmd_fault(char *args)
+{
+	uint32_t value = 0;
+	(void)args;
+
+	kprintf("fault: writing to %#x, which is not mapped\n", FAULT_ADDR);
+	uint32_t recovered = with_demand_paging(FAULT_ADDR, FAULT_ADDR + PAGE_SIZE, touch, &value);
+	kprintf("fault: recovered from %u page fault%s, read back %#x; the page is unmapped again\n",
+		recovered, recovered == 1 ? "" : "s", value);
+}
+
+/* Run `step` in rounds until `ms` of wall clock have passed; returns rounds and time taken. */
+static uint32_t timed(void (*step)(void), uint32_t ms, uint32_t *elapsed)
+{
+	uint32_t rounds = 0, start = uptime_ms();
+
+	do {
+		step();
+		rounds++;
+		*elapsed = uptime_ms() - start;
+	} while (*elapsed < ms);
+	return rounds;
+}
+
+#define ALU_LOOPS (1u << 20) /* four instructions each */
+#define STORE_BYTES (64u << 10)
+#define HCALLS 1000u
+
+static uint32_t bench_sink;
+static uint32_t store_area[STORE_BYTES / 4];
+
+static void alu_round(void)
+{
+	uint32_t a = bench_sink, b = 12345, n = ALU_LOOPS;
+	__asm__ __volatile__("1: addl %%ebx, %%eax\n\t"
+			     "xorl %%eax, %%ebx\n\t"
+			     "decl %%ecx\n\t"
+			     "jnz 1b"
+			     : "+a"(a), "+b"(b), "+c"(n));
+	bench_sink = a;
+}
+
+static void store_round(void)
+{
+	for (uint32_t i = 0; i < ARRAY_SIZE(store_area); i++)
+		((volatile uint32_t *)store_area)[i] = i;
+}
+
+static void hcall_round(void)
+{
+	for (uint32_t i = 0; i < HCALLS; i++)
+		hcall(LHCALL_FLUSH_ASYNC, 0, 0, 0);
+}
+
+static void report(const char *what, uint32_t rounds, uint64_t per_round, uint32_t ms,
+		   const char *unit)
+{
+	uint64_t total = (uint64_t)rounds * per_round;
+	uint32_t rate = ms ? (uint32_t)(total * 1000 / ms / 1000) : 0; /* thousands per second */
+	kprintf("bench: %-10s %u.%03u M%s/s  (%u rounds in %u ms)\n", what, rate / 1000,
+		rate % 1000, unit, rounds, ms);
+}
+
+static void cmd_bench(char *args)
+{
+	uint32_t ms;
+	(void)args;
+
+	if (options.hz == 0) {
+		kprintf("bench: needs the timer to measure time (booted with hz=0)\n");
+		return;
+	}
+	kprintf("bench: about 2 seconds...\n");
+	uint32_t rounds = timed(alu_round, 1000, &ms);
+	report("ALU loop", rounds, 4ull * ALU_LOOPS, ms, "instructions");
+	rounds = timed(store_round, 500, &ms);
+	report("stores", rounds, STORE_BYTES / 4, ms, "");
+	rounds = timed(hcall_round, 500, &ms);
+	report("hypercalls", rounds, HCALLS, ms, "");
+}
+
+static void cmd_cmdline(char *args)
+{
+	(void)args;
+	kprintf("command line: \"%s\"\n", command_line);
+	kprintf("options: %s%shz=%u", options.quiet ? "quiet " : "", options.echo ? "" : "noecho ",
+		options.hz);
+	for (unsigned i = 0; i < options.run_count; i++)
+		kprintf(" run=\"%s\"", options.run[i]);
+	kprintf("\n");
+}
+
+static void cmd_crash(char *args)
+{
+	/* CRASH reads exactly 128 bytes of guest memory: give it a whole buffer. */
+	static char reason[CRASH_MESSAGE_BYTES];
+	size_t len = strlen(args);
+
+	if (len > sizeof(reason) - 1)
+		len = sizeof(reason) - 1;
+	memcpy(reason, args, len);
+	reason[len] = 0;
+	con_flush();
+	lguest_crash(reason);
+}
+
+static void cmd_poweroff(char *args)
+{
+	(void)args;
+	con_flush();
+	lguest_power_off();
+}
+
+static const struct command {
+	const char *name;
+	void (*run)(char *args);
+} commands[] = {
+	{"help", cmd_help},   {"uptime", cmd_uptime}, {"echo", cmd_echo},
+	{"mem", cmd_mem},     {"devices", cmd_devices}, {"blk", cmd_blk},
+	{"net", cmd_net},     {"stats", cmd_stats},   {"user", cmd_user},
+	{"fault", cmd_fault}, {"bench", cmd_bench},   {"cmdline", cmd_cmdline},
+	{"crash", cmd_crash}, {"poweroff", cmd_poweroff},
+};
+
+void shell_run_line(char *line)
+{
+	char *args = line;
+	char *name = next_word(&args);
+
+	if (!*name)
+		return;
+	for (unsigned i = 0; i < ARRAY_SIZE(commands); i++) {
+		if (strcmp(name, commands[i].name) == 0) {
+			commands[i].run(args);
+			return;
+		}
+	}
+	kprintf("%s: unknown command (try 'help')\n", name);
+}
+
+_Noreturn void shell(void)
+{
+	char line[LINE_MAX];
+
+	for (unsigned i = 0; i < options.run_count; i++) {
+		kprintf(PROMPT "%s\n", options.run[i]);
+		size_t len = strlen(options.run[i]);
+		if (len > LINE_MAX - 1)
+			len = LINE_MAX - 1;
+		memcpy(line, options.run[i], len);
+		line[len] = 0;
+		shell_run_line(line);
+	}
+	if (!options.quiet)
+		kprintf("Type 'help' for the commands.\n");
+	for (;;) {
+		kprintf(PROMPT);
+		if (read_line(line) < 0)
+			break;
+		shell_run_line(line);
+		net_poll();
+	}
+	if (!options.quiet)
+		kprintf("\nend of input: powering off\n");
+	con_flush();
+	lguest_power_off();
+}
