@@ -85,7 +85,7 @@ def is_mounted(mountpoint: Path) -> bool:
         return any(line.split()[1] == str(mountpoint) for line in mounts)
 
 
-def _unmount(mountpoint: Path) -> None:
+def unmount(mountpoint: Path) -> None:
     if is_mounted(mountpoint):
         done = subprocess.run(["fusermount3", "-u", str(mountpoint)], capture_output=True)
         if done.returncode != 0:
@@ -112,13 +112,13 @@ def mounted(timeout: float = 10.0) -> Iterator[Path]:
             time.sleep(0.01)
         yield mountpoint / NODE_NAME.decode()
     finally:
-        _unmount(mountpoint)  # a clean unmount ends pyfuse3.main(), and with it the daemon
+        unmount(mountpoint)  # a clean unmount ends pyfuse3.main(), and with it the daemon
         try:
             daemon.wait(timeout=5)
         except subprocess.TimeoutExpired:
             daemon.kill()
             daemon.wait()
-        _unmount(mountpoint)
+        unmount(mountpoint)
         mountpoint.rmdir()
 
 
