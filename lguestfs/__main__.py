@@ -1,0 +1,7 @@
+"""``python -m lguestfs MOUNTPOINT``: the ``lguestfs`` command (see ``lguestfs.cli``)."""
+
+import sys
+
+from lguestfs.cli import main
+
+sys.exit(main())

@@ -1,0 +1,344 @@
+"""The FUSE side of the node: the file tree, inode numbers, and the handles behind descriptors.
+
+The tree a mounted lguestfs shows::
+
+    MOUNT/lguest               0600  the device: every open() is a fresh, uninitialised handle
+    MOUNT/guests/<pid>/        0755  one per initialised handle, named after the launcher's pid
+    MOUNT/guests/<pid>/waker   0600  a non-owner handle on that guest: BREAK only
+    MOUNT/guests/<pid>/status  0444  text: state, reason, sizes, counters
+
+This module turns pyfuse3's calls into those nodes and hands reads and writes to the handles of
+``lguestfs.protocol``.  It is shaped by what the FUSE kernel on this machine does; the facts
+(measured, see ``shared/notes/fuse-on-this-kernel.md``) and what the code does about them:
+
+Some facts about a FUSE regular file standing in for a character device
+------------------------------------------------------------------------
+1. **There is no character device.**  No CUSE in this kernel, and a FUSE mount is ``nodev``: the
+   node is a regular file, opened with ``direct_io`` (every read and write reaches us, with the
+   caller's size) and ``nonseekable`` (offsets mean nothing, as on ``/dev/lguest``).
+2. **The f_pos lock.**  Reads and writes on one ``struct file`` shared by two threads or
+   processes are serialised by the kernel.  In 2.6.24 the Waker inherited the launcher's
+   descriptor and wrote BREAK while the launcher sat in read(); here that deadlocks.  So the waker
+   never shares the launcher's descriptor: it opens ``guests/<pid>/waker``, a handle of its own.
+3. **The inode lock.**  A write held by the daemon keeps the inode's ``i_rwsem``, so every other
+   write to the same inode, from any descriptor, waits for it.  A waker held in BREAK 1 would
+   then block the launcher's BREAK 0 for ever.  So **every lookup of ``lguest`` and ``waker``
+   gets a fresh inode number** (entry and attribute timeouts 0): no two opens share an inode, and
+   no handle serialises on another.  Numbers are kept until the kernel FORGETs them.
+4. **No FUSE_INTERRUPT.**  pyfuse3 drops it, so a signal never reaches a handler.  A thread
+   blocked in our read that gets a signal, SIGKILL included, sleeps uninterruptibly until we
+   answer: every held request therefore wakes every 10 ms, looks at its caller in ``/proc``
+   (``lguestfs.callers``) and answers EINTR when a signal has come.  It also notices a released
+   guest or a daemon shutting down there.  FUSE cannot restart a call (-ERESTARTSYS is not a valid
+   answer), so a signal always means EINTR, even with SA_RESTART.
+5. **No caller on read and write.**  pyfuse3 gives ``open()`` the opener's thread id and
+   ``read()``/``write()`` nothing.  Roles belong to opens: the owner is the handle whose open
+   became INITIALIZEd, and it is the opener's thread that is watched for signals.
+6. **flush is not release.**  FLUSH comes on every ``close()`` of any copy of a descriptor (a
+   forked child exiting, close-on-exec); RELEASE on the last.  Only release frees a guest; flush
+   does nothing, but must exist (ENOSYS would switch it off for the whole mount).
+7. **Held requests use up workers.**  Each held read or BREAK occupies one pyfuse3 worker task;
+   past ``max_tasks`` even release would queue behind them, so the daemon allows thousands
+   (``MAX_TASKS``).
+
+Path: launcher -> **node** -> handle (``protocol``) -> guest -> CPU -> hypercall -> back.
+"""
+
+import enum
+import errno
+import functools
+import logging
+import os
+import stat
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+import pyfuse3
+
+from lguestfs import status
+from lguestfs.callers import Caller, CallerGoneError
+from lguestfs.protocol import (
+    DeviceHandle,
+    GuestStarter,
+    Handle,
+    Registry,
+    Session,
+    WakerHandle,
+    close_session,
+    start_guest,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_TASKS = 10_000  # pyfuse3 worker tasks: one per held read or BREAK, plus the ordinary traffic
+DEVICE_NAME = "lguest"
+GUESTS_NAME = "guests"
+WAKER_NAME = "waker"
+STATUS_NAME = "status"
+GUESTS_INODE = pyfuse3.ROOT_INODE + 1
+
+
+class Kind(enum.Enum):
+    ROOT = "root"
+    GUESTS = "guests"
+    DEVICE = "device"
+    GUEST_DIR = "guest directory"
+    WAKER = "waker"
+    STATUS = "status"
+
+
+MODES = {
+    Kind.ROOT: stat.S_IFDIR | 0o755,
+    Kind.GUESTS: stat.S_IFDIR | 0o755,
+    Kind.GUEST_DIR: stat.S_IFDIR | 0o755,
+    Kind.DEVICE: stat.S_IFREG | 0o600,  # like crw------- /dev/lguest
+    Kind.WAKER: stat.S_IFREG | 0o600,
+    Kind.STATUS: stat.S_IFREG | 0o444,
+}
+
+
+@dataclass
+class Node:
+    """One inode the kernel knows about, until it forgets it."""
+
+    inode: int
+    kind: Kind
+    session: Session | None = None  # for a guest's directory, waker and status
+    lookups: int = 0
+
+
+class StatusText:
+    """An open ``status`` file: the text as it was at open()."""
+
+    def __init__(self, text: str) -> None:
+        self.data = text.encode()
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def guarded(handler: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """A bug in a handler must never take the daemon down: log it with its traceback, answer EIO."""
+
+    @functools.wraps(handler)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await handler(*args, **kwargs)
+        except pyfuse3.FUSEError:
+            raise
+        except Exception:
+            log.exception("internal error in %s", handler.__name__)
+            raise pyfuse3.FUSEError(errno.EIO) from None
+
+    return wrapper
+
+
+class LguestFS(pyfuse3.Operations):
+    """The node tree and its handles."""
+
+    supports_dot_lookup = False
+    enable_writeback_cache = False
+    enable_acl = False
+
+    def __init__(self, starter: GuestStarter = start_guest) -> None:
+        super().__init__()
+        self.registry = Registry()
+        self.starter = starter
+        self.nodes: dict[int, Node] = {
+            pyfuse3.ROOT_INODE: Node(pyfuse3.ROOT_INODE, Kind.ROOT),
+            GUESTS_INODE: Node(GUESTS_INODE, Kind.GUESTS),
+        }
+        self.guest_dirs: dict[str, Node] = {}  # session name -> its directory's node
+        self.next_inode = GUESTS_INODE + 1
+        self.handles: dict[int, Handle | StatusText] = {}
+        self.next_fh = 1
+        self.started_ns = time.time_ns()
+        self.uid, self.gid = os.getuid(), os.getgid()
+
+    # --- Inodes -------------------------------------------------------------------------------
+
+    def _new_node(self, kind: Kind, session: Session | None = None) -> Node:
+        node = Node(self.next_inode, kind, session)
+        self.next_inode += 1
+        self.nodes[node.inode] = node
+        return node
+
+    def _live(self, node: Node) -> bool:
+        """A guest's nodes die with the session (the owner's release)."""
+        return node.session is None or self.registry.sessions.get(node.session.name) is node.session
+
+    def _node(self, inode: int) -> Node:
+        node = self.nodes.get(inode)
+        if node is None or not self._live(node):
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        return node
+
+    def _guest_dir(self, session: Session) -> Node:
+        node = self.guest_dirs.get(session.name)
+        if node is None or node.session is not session:
+            node = self.guest_dirs[session.name] = self._new_node(Kind.GUEST_DIR, session)
+        return node
+
+    def _child(self, parent: Node, name: str) -> Node:
+        """The node ``name`` in ``parent``: ``lguest``, ``waker``, ``status`` are new each time."""
+        if parent.kind is Kind.ROOT:
+            if name == DEVICE_NAME:
+                return self._new_node(Kind.DEVICE)
+            if name == GUESTS_NAME:
+                return self.nodes[GUESTS_INODE]
+        elif parent.kind is Kind.GUESTS:
+            session = self.registry.sessions.get(name)
+            if session is not None:
+                return self._guest_dir(session)
+        elif parent.kind is Kind.GUEST_DIR:
+            if name == WAKER_NAME:
+                return self._new_node(Kind.WAKER, parent.session)
+            if name == STATUS_NAME:
+                return self._new_node(Kind.STATUS, parent.session)
+        raise pyfuse3.FUSEError(errno.ENOENT)
+
+    def _children(self, parent: Node) -> list[str]:
+        if parent.kind is Kind.ROOT:
+            return [DEVICE_NAME, GUESTS_NAME]
+        if parent.kind is Kind.GUESTS:
+            return sorted(self.registry.sessions)
+        if parent.kind is Kind.GUEST_DIR:
+            return [STATUS_NAME, WAKER_NAME]
+        raise pyfuse3.FUSEError(errno.ENOTDIR)
+
+    def _forget_one(self, node: Node) -> None:
+        if node.lookups <= 0 and node.inode not in (pyfuse3.ROOT_INODE, GUESTS_INODE):
+            del self.nodes[node.inode]
+            if node.session is not None and self.guest_dirs.get(node.session.name) is node:
+                del self.guest_dirs[node.session.name]
+
+    def _attributes(self, node: Node) -> pyfuse3.EntryAttributes:
+        attrs = pyfuse3.EntryAttributes()
+        attrs.st_ino = node.inode
+        attrs.st_mode = MODES[node.kind]
+        attrs.st_nlink = 2 if stat.S_ISDIR(attrs.st_mode) else 1
+        attrs.st_uid, attrs.st_gid = self.uid, self.gid
+        attrs.st_size = 0
+        attrs.st_blksize = 4096
+        attrs.entry_timeout = attrs.attr_timeout = 0  # fresh inodes; guests come and go
+        attrs.st_atime_ns = attrs.st_mtime_ns = attrs.st_ctime_ns = self.started_ns
+        return attrs
+
+    @guarded
+    async def lookup(
+        self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        node = self._child(self._node(parent_inode), os.fsdecode(name))
+        node.lookups += 1
+        return self._attributes(node)
+
+    @guarded
+    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
+        for inode, count in inode_list:
+            node = self.nodes.get(inode)
+            if node is not None:
+                node.lookups -= count
+                self._forget_one(node)
+
+    @guarded
+    async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        return self._attributes(self._node(inode))
+
+    @guarded
+    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
+        data = pyfuse3.StatvfsData()
+        data.f_bsize = data.f_frsize = 4096
+        data.f_namemax = 255
+        return data
+
+    # --- Directories ----------------------------------------------------------------------------
+
+    @guarded
+    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
+        self._children(self._node(inode))  # ENOTDIR for files
+        return inode
+
+    @guarded
+    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        parent = self._node(fh)
+        names = self._children(parent)
+        for index in range(start_id, len(names)):
+            name = names[index]
+            node = self._child(parent, name)
+            # readdirplus: every entry the kernel accepts counts as a lookup.
+            if not pyfuse3.readdir_reply(token, name.encode(), self._attributes(node), index + 1):
+                self._forget_one(node)
+                return
+            node.lookups += 1
+
+    @guarded
+    async def releasedir(self, fh: int) -> None:
+        return None
+
+    # --- Files ------------------------------------------------------------------------------------
+
+    @guarded
+    async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+        node = self._node(inode)
+        opened: Handle | StatusText
+        if node.kind is Kind.STATUS:
+            assert node.session is not None
+            opened = StatusText(status.render(node.session))
+        elif node.kind in (Kind.DEVICE, Kind.WAKER):
+            try:
+                caller = Caller(ctx.pid)
+            except CallerGoneError as error:
+                log.warning("open by a caller that cannot be identified: %s", error)
+                raise pyfuse3.FUSEError(errno.ESRCH) from None
+            if node.session is None:
+                opened = DeviceHandle(caller, self.registry, self.starter)
+            else:
+                opened = WakerHandle(caller, node.session)
+            log.debug("open %s: %r", node.kind.value, opened)
+        else:
+            raise pyfuse3.FUSEError(errno.EISDIR)
+        fh = self.next_fh
+        self.next_fh += 1
+        self.handles[fh] = opened
+        return pyfuse3.FileInfo(fh=fh, direct_io=True, nonseekable=node.kind is not Kind.STATUS)
+
+    def _handle(self, fh: int) -> Handle | StatusText:
+        opened = self.handles.get(fh)
+        if opened is None:
+            raise pyfuse3.FUSEError(errno.EBADF)
+        return opened
+
+    @guarded
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        opened = self._handle(fh)
+        if isinstance(opened, StatusText):
+            return opened.data[off : off + size]
+        return await opened.read(size)
+
+    @guarded
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        opened = self._handle(fh)
+        if isinstance(opened, StatusText):
+            raise pyfuse3.FUSEError(errno.EPERM)
+        return await opened.write(buf)
+
+    @guarded
+    async def flush(self, fh: int) -> None:
+        return None  # every close() of any copy: nothing to do (release frees)
+
+    @guarded
+    async def release(self, fh: int) -> None:
+        opened = self.handles.pop(fh, None)
+        if isinstance(opened, Handle):
+            log.debug("release %r", opened)
+            await opened.release()
+
+    # --- The end --------------------------------------------------------------------------------
+
+    async def shutdown(self) -> None:
+        """Stop every guest; requests still held answer ENOTCONN, as later calls will."""
+        for session in list(self.registry.sessions.values()):
+            await close_session(self.registry, session, errno.ENOTCONN)

@@ -1,0 +1,391 @@
+"""The request protocol of one ``/dev/lguest`` handle: spec section 1, errno for errno.
+
+In 2.6.24 this was ``drivers/lguest/lguest_user.c``: ``write()`` takes an array of ``unsigned
+long`` whose first word says what the launcher wants, ``read()`` runs the guest until there is
+something to tell the launcher.  Here it is the same state machine, driven by ``lguestfs.fs``:
+
+* a :class:`DeviceHandle` is one ``open()`` of ``MOUNT/lguest``: fresh and uninitialised, it
+  becomes a guest's *owner* with INITIALIZE, and its reads run that guest;
+* a :class:`WakerHandle` is one ``open()`` of ``MOUNT/guests/<pid>/waker``: a non-owner attached
+  to that guest, which on this kernel plays the part of the Waker's inherited descriptor (it may
+  only BREAK; see ``lguestfs.fs`` for why it cannot share the launcher's descriptor);
+* a :class:`Session` is what INITIALIZE creates: the guest, its break flag, its counters.
+
+"Owner" is the handle, not the task: FUSE tells us who opened a file, not who reads or writes it
+(``lguestfs.callers``).  The checks run in the kernel's order, first match wins, and every errno
+that a misbehaving launcher can provoke is logged with its reason.
+
+Reads and BREAK 1 writes block without holding the trio thread: the guest runs on its own thread
+(``lguestfs.guest``) and reports back through ``on_exit``, which hops onto trio with
+``run_sync_soon``; meanwhile the held request wakes every ``POLL_INTERVAL`` to look for a signal
+to its caller and for the handle being closed.
+
+Path: launcher -> node (``fs``) -> **handle** -> guest (``guest``) -> CPU -> hypercall -> back.
+"""
+
+import contextlib
+import errno
+import logging
+import mmap
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+import pyfuse3
+import trio
+
+from lguestfs import sharing
+from lguestfs.abi import (
+    INITIALIZE_ARGS,
+    LGUEST_IRQS,
+    LHREQ_BREAK,
+    LHREQ_INITIALIZE,
+    LHREQ_IRQ,
+    REQUEST_NAMES,
+)
+from lguestfs.callers import Caller, ThreadState
+from lguestfs.guest import Guest, RunExit
+from lguestfs.memory import GuestMemory
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL = 0.01  # seconds between looks at a held request's caller (signals, closing)
+WORD_FORMATS = {4: "<I", 8: "<Q"}
+
+
+def fail(code: int, why: str, level: int = logging.INFO) -> NoReturn:
+    """Answer the request with ``code``, after saying why in the log."""
+    log.log(level, "%s: %s", errno.errorcode[code], why)
+    raise pyfuse3.FUSEError(code)
+
+
+def words(data: bytes, word_bytes: int, count: int) -> tuple[int, ...] | None:
+    """The first ``count`` words of a write, or None if it is too short (the kernel's fault)."""
+    if len(data) < count * word_bytes:
+        return None
+    return struct.unpack_from(f"<{count}{'I' if word_bytes == 4 else 'Q'}", data)
+
+
+def start_guest(caller: Caller, base: int, pfnlimit: int, pgdir: int, start: int) -> Guest:
+    """INITIALIZE's real work, off the trio thread: share the launcher's memory, build the guest."""
+    backing: mmap.mmap = sharing.share_launcher_memory(caller.proc_dir, base, pfnlimit)
+    try:
+        memory = GuestMemory(backing, pfnlimit)
+    except BaseException:
+        backing.close()
+        raise
+    try:
+        return Guest(memory, pgdir, start, name=f"guest-{caller.pid}")
+    except BaseException:
+        memory.close()
+        raise
+
+
+GuestStarter = Callable[[Caller, int, int, int, int], Guest]
+
+
+@dataclass
+class Counters:
+    """What ``guests/<pid>/status`` counts on the protocol side."""
+
+    reads: int = 0  # reads that ran the guest
+    notifies: int = 0  # reads that returned a NOTIFY address
+    breaks: int = 0  # BREAK 1 requests
+    irqs_sent: int = 0  # LHREQ_IRQ requests that made an irq pending
+    signals: int = 0  # reads ended by a signal (EINTR)
+
+
+@dataclass
+class Session:
+    """One initialised guest: what INITIALIZE creates and the owner's release destroys."""
+
+    guest: Guest
+    owner: Caller
+    base: int
+    pfnlimit: int
+    name: str = ""  # the directory under guests/, set by the Registry
+    counters: Counters = field(default_factory=Counters)
+    died: bool = False  # a read reported the guest's death (ENOENT)
+    closed_errno: int = 0  # nonzero once released or shut down: what held requests answer
+    break_on: bool = False
+    running: bool = False
+    _break_cleared: trio.Event = field(default_factory=trio.Event)
+    _exit: tuple[RunExit, int] | None = None
+    _exit_arrived: trio.Event = field(default_factory=trio.Event)
+    _token: trio.lowlevel.TrioToken = field(default_factory=trio.lowlevel.current_trio_token)
+
+    @property
+    def dead(self) -> bool:
+        return self.died or self.guest.dead_reason is not None
+
+    # --- BREAK (spec 1.2, 1.5) ------------------------------------------------------------
+
+    def set_break(self) -> None:
+        self.break_on = True
+        self.counters.breaks += 1
+        self.guest.set_break(True)
+
+    def clear_break(self) -> None:
+        self.guest.set_break(False)
+        self.break_on = False
+        self._release_breakers()
+
+    def _release_breakers(self) -> None:
+        self._break_cleared.set()
+        self._break_cleared = trio.Event()
+
+    async def wait_break_cleared(self, breaker: Caller) -> None:
+        """Block a BREAK 1 writer until someone writes BREAK 0; a signal ends it with EINTR."""
+        while self.break_on:
+            cleared = self._break_cleared
+            with trio.move_on_after(POLL_INTERVAL):
+                await cleared.wait()
+            self._check_open()
+            if self.break_on and breaker.thread_state() is not ThreadState.WAITING:
+                fail(
+                    errno.EINTR,
+                    f"{self.name}: BREAK writer {breaker} signalled; flag stays set",
+                    logging.DEBUG,
+                )
+
+    # --- Running the guest (spec 1.3 step 5, spec 2) ---------------------------------------
+
+    def _on_exit(self, kind: RunExit, value: int) -> None:
+        """Called once per run, on the guest's thread: hand the result to trio, cheaply."""
+        with contextlib.suppress(trio.RunFinishedError):  # the daemon is gone: nobody waits
+            self._token.run_sync_soon(self._exit_reached, kind, value)
+
+    def _exit_reached(self, kind: RunExit, value: int) -> None:
+        self._exit = (kind, value)
+        self._exit_arrived.set()
+
+    async def run(self, reader: Caller) -> tuple[RunExit, int]:
+        """Run the guest for one read; held until it exits, polling the reader for signals."""
+        self._exit = None
+        arrived = self._exit_arrived = trio.Event()
+        self.running = True
+        try:
+            self.guest.run(self._on_exit)
+            interrupted = False
+            while self._exit is None:
+                with trio.move_on_after(POLL_INTERVAL):
+                    await arrived.wait()
+                if self._exit is not None:
+                    break
+                self._check_open()
+                if not interrupted and reader.thread_state() is not ThreadState.WAITING:
+                    # The run ends with SIGNAL (unless a notify or death got there first).
+                    self.guest.interrupt()
+                    interrupted = True
+            return self._exit
+        finally:
+            self.running = False
+
+    def _check_open(self) -> None:
+        if self.closed_errno:
+            fail(self.closed_errno, f"{self.name}: released under a held request", logging.DEBUG)
+
+    # --- The end ----------------------------------------------------------------------------
+
+    def close(self, code: int) -> None:
+        """Mark released: held requests answer ``code`` at their next look.  Idempotent."""
+        if not self.closed_errno:
+            self.closed_errno = code
+            self._release_breakers()
+
+
+class Registry:
+    """Every live session, by its name under ``guests/``: the launcher's pid.
+
+    A process that initialises a second handle while its first guest lives gets ``<pid>.2``.
+    """
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, Session] = {}
+
+    def add(self, session: Session) -> None:
+        name = str(session.owner.pid)
+        serial = 1
+        while name in self.sessions:
+            serial += 1
+            name = f"{session.owner.pid}.{serial}"
+        session.name = name
+        self.sessions[name] = session
+
+    def remove(self, session: Session) -> None:
+        if self.sessions.get(session.name) is session:
+            del self.sessions[session.name]
+
+
+class Handle:
+    """What both kinds of handle share: the caller, the word size, and the request check order."""
+
+    session: Session | None = None
+    is_owner = False
+
+    def __init__(self, caller: Caller) -> None:
+        self.caller = caller
+        self.word_bytes = caller.word_bytes
+
+    def __repr__(self) -> str:
+        if self.session is None:
+            return f"fresh handle [{self.caller}]"
+        role = "owner" if self.is_owner else "waker"
+        return f"{role} of guest {self.session.name} [{self.caller}]"
+
+    async def write(self, data: bytes) -> int:
+        """The checks of spec 1.2, in order; then dispatch."""
+        request = words(data, self.word_bytes, 1)
+        if request is None:
+            fail(errno.EFAULT, f"{self}: write of {len(data)} bytes has no request word")
+        req = request[0]
+        name = REQUEST_NAMES.get(req, str(req))
+        session = self.session
+        if session is None:
+            if req != LHREQ_INITIALIZE:
+                fail(errno.EINVAL, f"{self}: {name} before INITIALIZE")
+            return await self.initialize(data)
+        if session.closed_errno:
+            fail(session.closed_errno, f"{self}: {name}: the guest is gone")
+        if session.dead:
+            fail(errno.ENOENT, f"{self}: {name}: the guest is dead", logging.DEBUG)
+        if not self.is_owner and req != LHREQ_BREAK:
+            fail(errno.EPERM, f"{self}: {name} from a non-owner (only BREAK is allowed)")
+        if req == LHREQ_INITIALIZE:
+            fail(errno.EBUSY, f"{self}: INITIALIZE again")
+        if req == LHREQ_IRQ:
+            return self.irq(session, data)
+        if req == LHREQ_BREAK:
+            return await self.break_(session, data)
+        fail(errno.EINVAL, f"{self}: unknown request {name}")
+
+    async def initialize(self, data: bytes) -> int:
+        fail(errno.EPERM, f"{self}: INITIALIZE on a waker")  # only a DeviceHandle may initialise
+
+    def irq(self, session: Session, data: bytes) -> int:
+        args = words(data, self.word_bytes, 2)
+        if args is None:
+            fail(errno.EFAULT, f"{self}: IRQ without its argument word")
+        irq = args[1]
+        if irq >= LGUEST_IRQS:
+            fail(errno.EINVAL, f"{self}: IRQ {irq} out of range (0..{LGUEST_IRQS - 1})")
+        session.guest.raise_irq(irq)
+        session.counters.irqs_sent += 1
+        return 0
+
+    async def break_(self, session: Session, data: bytes) -> int:
+        args = words(data, self.word_bytes, 2)
+        if args is None:
+            fail(errno.EFAULT, f"{self}: BREAK without its argument word")
+        if args[1] == 0:
+            session.clear_break()
+            return 0
+        session.set_break()
+        await session.wait_break_cleared(self.caller)
+        return 0
+
+    async def read(self, size: int) -> bytes:
+        """The checks of spec 1.3 that every handle shares: uninitialised, then not the owner."""
+        if self.session is None:
+            fail(errno.EINVAL, f"{self}: read before INITIALIZE")
+        fail(errno.EPERM, f"{self}: read from a non-owner")
+
+    async def release(self) -> None:
+        self.caller.close()
+
+
+class DeviceHandle(Handle):
+    """One ``open()`` of ``MOUNT/lguest``: uninitialised until INITIALIZE makes it an owner."""
+
+    def __init__(self, caller: Caller, registry: Registry, starter: GuestStarter = start_guest):
+        super().__init__(caller)
+        self.registry = registry
+        self.starter = starter
+
+    async def initialize(self, data: bytes) -> int:
+        args = words(data, self.word_bytes, 1 + INITIALIZE_ARGS)
+        if args is None:
+            fail(errno.EFAULT, f"{self}: INITIALIZE needs {INITIALIZE_ARGS} argument words")
+        base, pfnlimit, pgdir, start = args[1:]
+        caller = self.caller
+        start_args = (caller, base, pfnlimit, pgdir, start)
+        try:
+            guest = await trio.to_thread.run_sync(self.starter, *start_args)
+        except sharing.SharingError as error:
+            fail(
+                errno.EFAULT,
+                f"{self}: INITIALIZE: guest memory cannot be shared: {error}",
+                logging.WARNING,
+            )
+        except MemoryError as error:
+            fail(errno.ENOMEM, f"{self}: INITIALIZE: {error}", logging.WARNING)
+        self.session = Session(guest, caller, base, pfnlimit)
+        self.is_owner = True
+        self.registry.add(self.session)
+        log.info(
+            "%s: INITIALIZE base %#x pfnlimit %#x pgdir %#x start %#x",
+            self,
+            base,
+            pfnlimit,
+            pgdir,
+            start,
+        )
+        return INITIALIZE_ARGS * self.word_bytes
+
+    async def read(self, size: int) -> bytes:
+        session = self.session
+        if session is None:
+            return await super().read(size)
+        if session.closed_errno:
+            fail(session.closed_errno, f"{self}: read: the guest is gone")
+        if session.dead:
+            return self.death_report(session, size)
+        if session.running:
+            fail(errno.EBUSY, f"{self}: a read is already running this guest")
+        session.counters.reads += 1
+        kind, value = await session.run(self.caller)
+        if kind is RunExit.NOTIFY:
+            if size < self.word_bytes:
+                fail(errno.EFAULT, f"{self}: notify {value:#x} lost: a {size}-byte read")
+            session.counters.notifies += 1
+            return struct.pack(WORD_FORMATS[self.word_bytes], value)
+        if kind is RunExit.BREAK:
+            fail(errno.EAGAIN, f"{self}: break", logging.DEBUG)
+        if kind is RunExit.SIGNAL:
+            session.counters.signals += 1
+            fail(errno.EINTR, f"{self}: the reader got a signal", logging.DEBUG)
+        session.died = True
+        log.info("%s: the guest died: %s", self, session.guest.dead_reason)
+        fail(errno.ENOENT, f"{self}: the guest died during this read", logging.DEBUG)
+
+    def death_report(self, session: Session, size: int) -> bytes:
+        """Every read after the death: the reason, NUL included if it fits (spec 1.3 step 3)."""
+        reason = session.guest.dead_reason
+        if reason is None:  # the guest died before its reason could be made (MemoryError)
+            fail(errno.ENOMEM, f"{self}: the guest died without a reason")
+        text = reason.encode("latin-1", "replace") + b"\0"
+        return text[:size]
+
+    async def release(self) -> None:
+        """Last close of the owner's descriptor: stop the guest and free everything (spec 1.4)."""
+        session = self.session
+        if session is not None:
+            await close_session(self.registry, session, errno.ENOENT)
+        await super().release()
+
+
+async def close_session(registry: Registry, session: Session, code: int) -> None:
+    """Stop and free one guest; held requests on it answer ``code``."""
+    registry.remove(session)
+    session.close(code)
+    await trio.to_thread.run_sync(session.guest.close)
+    log.info("guest %s released", session.name)
+
+
+class WakerHandle(Handle):
+    """One ``open()`` of ``guests/<pid>/waker``: a non-owner of that guest, good for BREAK only."""
+
+    def __init__(self, caller: Caller, session: Session) -> None:
+        super().__init__(caller)
+        self.session = session
