@@ -36,7 +36,14 @@ def _boot(plan: Plan) -> list[Figure]:
 
 
 def _block(plan: Plan) -> list[Figure]:
-    raise RuntimeError("no block bench guest yet")
+    from tests.support.guests import test_guest
+    from tests.support.launch import launcher_command
+
+    return figures.block(
+        plan,
+        test_guest("bench_block"),
+        lambda mount, elf, option: launcher_command(mount, 32, elf, options=[option]),
+    )
 
 
 # Groups in run order: their name for --only, the figures they give, how they are measured.

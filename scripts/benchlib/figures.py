@@ -12,6 +12,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -406,3 +407,48 @@ def boot(
             launcher.kill()
             launcher.communicate()
     return [figure("boot", samples)]
+
+
+def block(
+    plan: Plan, elf: Path, launcher_argv: Callable[[Path, Path, str], list[str]]
+) -> list[Figure]:
+    """Sequential virtio-block MB/s: bench_block.c reads then writes a whole disk file, through
+    the real launcher; the bench times the lines it prints around each pass."""
+    size = (64 if plan.long else 16) * MiB
+    reads: list[float] = []
+    writes: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="lguestfs-bench-block-") as workdir:
+        disk = Path(workdir) / "disk.img"
+        disk.write_bytes(os.urandom(size))
+        for _ in range(max(3, plan.repetitions // 2)):
+            marks = _timed_lines(launcher_argv(plan.mountpoint, elf, f"--block={disk}"))
+            try:
+                reads.append(size / (marks["read done"] - marks["read start"]) / 1e6)
+                writes.append(size / (marks["write done"] - marks["write start"]) / 1e6)
+            except KeyError as missing:
+                raise RuntimeError(f"bench_block never said {missing}") from None
+    note = f"{size // MiB} MiB disk file, 64 KiB requests, lguest-launch --block"
+    return [figure("block_read", reads, note=note), figure("block_write", writes)]
+
+
+def _timed_lines(argv: list[str]) -> dict[str, float]:
+    """Run a launcher to its end; when each ``bench_block: <what>`` line arrived."""
+    marks: dict[str, float] = {}
+    launcher = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert launcher.stdout is not None
+        for line in launcher.stdout:
+            text = line.decode(errors="replace").strip()
+            if text.startswith("bench_block: "):
+                marks[" ".join(text.split()[1:3])] = time.perf_counter()
+        assert launcher.stderr is not None
+        said = launcher.stderr.read().decode(errors="replace").strip()
+        if launcher.wait(timeout=60) != 0:
+            raise RuntimeError(f"the block launcher failed: {said[-200:]}")
+        return marks
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+        launcher.communicate()
