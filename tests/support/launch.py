@@ -13,7 +13,8 @@ Two ways, both ending with the launcher gone (killed if need be) however the tes
 console output go to stdout; the launcher's own lines, like ``lguest: CRASH: ...`` when the guest
 dies, go to stderr, as in 2.6.24.  ``options`` are launcher options: ``["--block=disk.img"]``.
 
-``elf32(...)`` writes small hand-made i386 ELF files, for the loader's bad-input cases.
+``elf32(...)`` writes small hand-made i386 ELF files, for the loader's bad-input cases, and
+``Ring`` plays the guest's half of a virtqueue, for device tests that need no guest.
 """
 
 import contextlib
@@ -28,6 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+
+from launcher.virtqueue import GuestSpace, Virtqueue
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -233,3 +236,60 @@ def elf32(
         PROGRAM_HEADER.size, len(segments), 0, 0, 0,
     )  # fmt: skip
     return header + headers + body
+
+
+# --- The guest's half of a virtqueue, for device tests without a guest ---------------------------
+
+NEXT, WRITE = 1, 2  # descriptor flags
+
+
+@dataclass
+class Space:
+    """Guest memory for ring tests that need no guest: a bytearray and its limit."""
+
+    memory: bytearray
+    limit: int
+
+
+class Ring:
+    """The guest's half of a ring, as a 2.6.24 driver fills it: descriptors, avail, reading used."""
+
+    def __init__(self, space: GuestSpace, name: str, num: int, pfn: int) -> None:
+        self.space = space
+        self.num = num
+        self.queue = Virtqueue(space, name, pfn, num, irq=0)
+        self.free = 0
+
+    @classmethod
+    def of(cls, queue: Virtqueue) -> "Ring":
+        """The guest's half of an existing queue (one the launcher's devices made)."""
+        ring = cls(queue.space, queue.name, queue.num, queue.pfn)
+        ring.queue = queue
+        return ring
+
+    def desc(self, index: int, address: int, length: int, flags: int = 0, next_: int = 0) -> None:
+        struct.pack_into(
+            "<QIHH", self.space.memory, self.queue.desc + 16 * index, address, length, flags, next_
+        )
+
+    def offer(self, head: int) -> None:
+        idx = struct.unpack_from("<H", self.space.memory, self.queue.avail + 2)[0]
+        struct.pack_into("<H", self.space.memory, self.queue.avail + 4 + 2 * (idx % self.num), head)
+        struct.pack_into("<H", self.space.memory, self.queue.avail + 2, (idx + 1) & 0xFFFF)
+
+    def chain(self, *buffers: tuple[int, int, bool]) -> int:
+        """Descriptors for (address, length, writable) buffers, linked and offered; their head."""
+        head = self.free
+        for i, (address, length, writable) in enumerate(buffers):
+            last = i == len(buffers) - 1
+            flags = (WRITE if writable else 0) | (0 if last else NEXT)
+            self.desc(self.free, address, length, flags, self.free + 1)
+            self.free += 1
+        self.offer(head)
+        return head
+
+    def used(self) -> tuple[int, list[tuple[int, int]]]:
+        memory = self.space.memory
+        idx = struct.unpack_from("<H", memory, self.queue.used + 2)[0]
+        elems = [struct.unpack_from("<II", memory, self.queue.used + 4 + 8 * i) for i in range(idx)]
+        return idx, elems

@@ -1,0 +1,125 @@
+"""The virtio console: guest output to our stdout, our stdin to the guest (spec 8 and 9).
+
+Two queues, created in this order so they get interrupts n and n+1: *input* (the guest offers
+writable buffers; we fill them from stdin) and *output* (the guest offers read-only buffers; we
+write them to stdout).  The console is always the last device, as in 2.6.24.
+
+Input is driven by the waker: when stdin becomes readable, the waker breaks the launcher out of
+its read, and ``read_input`` runs.  With no guest buffer to fill we stop watching stdin until the
+guest kicks the input queue again.  At end of input we hand the guest one empty buffer (used
+length 0: "end of input"; 2.6.24 said nothing, but a 2.6.24 driver simply gets an empty read)
+and never watch stdin again.
+
+When stdin is a terminal it goes into the mode 2.6.24 used (no echo, no line editing, no signals
+from the keyboard), and is always put back.  Ctrl-C therefore reaches the guest as a byte; three
+of them within a second end the launcher (exit status 2), as in 2.6.24.
+"""
+
+import os
+import termios
+import time
+from typing import Any
+
+from launcher.devices import DeviceTable
+from launcher.errors import GuestBroke, LaunchError
+from launcher.virtqueue import gather, views
+from lguestfs.abi import VIRTIO_ID_CONSOLE
+
+CTRL_C = b"\x03"
+CTRL_C_TIMES = 3
+CTRL_C_WINDOW = 1.0  # seconds (2.6.24 compared whole seconds: "within about a second")
+
+
+class ThreeCtrlC(Exception):
+    """The user pressed Ctrl-C three times within a second: the launcher should stop."""
+
+
+class Console:
+    def __init__(self, table: DeviceTable, stdin: int = 0, stdout: int = 1) -> None:
+        self.table = table
+        self.stdin = stdin
+        self.stdout = stdout
+        device = table.add_device(VIRTIO_ID_CONSOLE, "console")
+        # A kick on the input queue means "here are buffers": watch stdin again.
+        self.input = table.add_queue(device, "input", on_notify=lambda: table.watch(stdin))
+        self.output = table.add_queue(device, "output", on_notify=self.write_output)
+        table.add_input(stdin, self.read_input)
+        self.ctrl_c_times: list[float] = []
+        self.saved_terminal: list[Any] | None = None
+
+    # --- The terminal ---------------------------------------------------------------------------
+
+    def raw_terminal(self) -> None:
+        """If stdin is a terminal: no echo, no line editing, no keyboard signals, until restored."""
+        if not os.isatty(self.stdin):
+            return
+        self.saved_terminal = termios.tcgetattr(self.stdin)
+        mode = termios.tcgetattr(self.stdin)
+        mode[3] &= ~(termios.ISIG | termios.ICANON | termios.ECHO)  # lflag, as 2.6.24
+        termios.tcsetattr(self.stdin, termios.TCSANOW, mode)
+
+    def restore_terminal(self) -> None:
+        if self.saved_terminal is not None:
+            termios.tcsetattr(self.stdin, termios.TCSANOW, self.saved_terminal)
+            self.saved_terminal = None
+
+    # --- Guest to us ----------------------------------------------------------------------------
+
+    def write_output(self) -> None:
+        """Every buffer the guest queued goes to stdout; the used length is what was written."""
+        while (chain := self.output.pop()) is not None:
+            if chain.writable:
+                raise GuestBroke(
+                    f"guest broke the {self.output.name} queue: chain {chain.head} has writable "
+                    "buffers (console output must be read-only)"
+                )
+            data = gather(self.table.guest.memory, chain.readable)
+            self.output.push_used(chain.head, self._write_all(data))
+        self.table.trigger(self.output)
+
+    def _write_all(self, data: bytes) -> int:
+        written = 0
+        try:
+            while written < len(data):
+                written += os.write(self.stdout, data[written:])
+        except BrokenPipeError:
+            raise LaunchError("standard output was closed: stopping the guest") from None
+        return written
+
+    # --- Us to the guest ------------------------------------------------------------------------
+
+    def read_input(self) -> bool:
+        """stdin is readable: fill one guest buffer.  False: stop watching stdin for now."""
+        chain = self.input.pop()
+        if chain is None:
+            return False  # no buffer: wait for the guest to kick the input queue
+        if chain.readable:
+            raise GuestBroke(
+                f"guest broke the {self.input.name} queue: chain {chain.head} has read-only "
+                "buffers (console input must be writable)"
+            )
+        try:
+            received = os.readv(
+                self.stdin, views(memoryview(self.table.guest.memory), chain.writable)
+            )
+        except OSError:
+            received = 0
+        if received == 0:
+            self.input.push_used(chain.head, 0)  # end of input
+            self.table.trigger(self.input)
+            self.table.forget_input(self.stdin)
+            self.restore_terminal()
+            return False
+        if received == 1 and self.table.guest.memory[chain.writable[0].address] == CTRL_C[0]:
+            self._count_ctrl_c()
+        else:
+            self.ctrl_c_times.clear()
+        self.input.push_used(chain.head, received)
+        self.table.trigger(self.input)
+        return True
+
+    def _count_ctrl_c(self) -> None:
+        now = time.monotonic()
+        self.ctrl_c_times = [t for t in self.ctrl_c_times if now - t <= CTRL_C_WINDOW] + [now]
+        if len(self.ctrl_c_times) >= CTRL_C_TIMES:
+            raise ThreeCtrlC()

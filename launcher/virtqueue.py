@@ -1,0 +1,202 @@
+"""One 2.6.24 virtqueue, seen from the launcher's side of guest memory (spec 9, "Ring").
+
+The guest puts buffers in a ring inside two pages the launcher handed it; the launcher takes them
+out (``pop``), does the work, and hands them back (``push_used``).  Everything in the ring was
+written by the guest, so everything is checked before it is trusted: a guest that breaks a rule
+stops the launcher with ``GuestBroke`` naming the queue and the rule (spec 8, "Queue walking"),
+exactly the rules 2.6.24's ``get_vq_desc`` enforced:
+
+* ``(u16)(avail.idx - last_seen) > num``: the guest moved its index by more than the ring holds;
+* a head ``>= num``;
+* a descriptor whose ``addr >= limit`` or ``addr + len >= limit`` (2.6.24's check: a buffer may
+  not even end exactly at the limit);
+* a ``next >= num``;
+* a read-only ("out") descriptor after a writable ("in") one;
+* a chain longer than ``num`` (a loop).
+
+Layout for ``num`` entries at ``pfn << 12``: ``desc[num]`` (16 bytes: u64 addr, u32 len, u16 flags,
+u16 next), then ``avail`` (u16 flags, u16 idx, u16 ring[num]), then at the next 4096 boundary
+``used`` (u16 flags, u16 idx, {u32 id, u32 len}[num]).  There are no event-index fields in 2.6.24.
+
+Guest memory is any writable buffer (the launcher's shared mmap, or a bytearray in tests) with
+a ``limit``: the launcher's ``guest_limit``, which includes the device pages.
+"""
+
+import mmap
+import struct
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from launcher.errors import GuestBroke
+from lguestfs.abi import (
+    PAGE_SIZE,
+    VRING_ALIGN,
+    VRING_AVAIL_F_NO_INTERRUPT,
+    VRING_DESC_BYTES,
+    VRING_DESC_F_NEXT,
+    VRING_DESC_F_WRITE,
+)
+
+Memory = mmap.mmap | bytearray
+DESCRIPTOR = struct.Struct("<QIHH")
+USED_ELEM = struct.Struct("<II")
+
+
+class GuestSpace(Protocol):
+    """Where queues live: guest memory and its limit (``PreparedGuest`` is one)."""
+
+    @property
+    def memory(self) -> Memory: ...
+
+    @property
+    def limit(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """One descriptor's buffer: ``length`` bytes at guest-physical ``address``."""
+
+    address: int
+    length: int
+
+
+@dataclass
+class Chain:
+    """The buffers of one request: the read-only ones (guest to device) come first."""
+
+    head: int
+    readable: list[Buffer] = field(default_factory=list)
+    writable: list[Buffer] = field(default_factory=list)
+
+    @property
+    def readable_bytes(self) -> int:
+        return sum(buffer.length for buffer in self.readable)
+
+    @property
+    def writable_bytes(self) -> int:
+        return sum(buffer.length for buffer in self.writable)
+
+
+class Virtqueue:
+    """The launcher's view of one ring: ``num`` entries at page ``pfn``, interrupt ``irq``."""
+
+    def __init__(self, space: GuestSpace, name: str, pfn: int, num: int, irq: int) -> None:
+        if num & (num - 1) or num == 0:
+            raise ValueError(f"virtqueue size must be a power of 2, not {num}")
+        self.space = space
+        self.name = name
+        self.pfn = pfn
+        self.num = num
+        self.irq = irq
+        self.last_avail = 0  # how far we have taken buffers (2.6.24's last_avail_idx)
+        base = pfn * PAGE_SIZE
+        self.desc = base
+        self.avail = base + VRING_DESC_BYTES * num
+        avail_end = self.avail + 2 * (2 + num)
+        self.used = (avail_end + VRING_ALIGN - 1) // VRING_ALIGN * VRING_ALIGN
+
+    # --- Reading what the guest wrote ---------------------------------------------------------
+
+    def _u16(self, address: int) -> int:
+        value: int = struct.unpack_from("<H", self.space.memory, address)[0]
+        return value
+
+    def _broke(self, rule: str) -> GuestBroke:
+        return GuestBroke(f"guest broke the {self.name} queue: {rule}")
+
+    @property
+    def avail_idx(self) -> int:
+        return self._u16(self.avail + 2)
+
+    @property
+    def interrupts_wanted(self) -> bool:
+        """False while the guest has set NO_INTERRUPT in avail.flags."""
+        return not self._u16(self.avail) & VRING_AVAIL_F_NO_INTERRUPT
+
+    def pending(self) -> int:
+        """How many buffers the guest has made available that we have not taken."""
+        new = (self.avail_idx - self.last_avail) & 0xFFFF
+        if new > self.num:
+            raise self._broke(
+                f"avail.idx moved from {self.last_avail} to {self.avail_idx}, "
+                f"more than the {self.num} entries the ring holds"
+            )
+        return new
+
+    def pop(self) -> Chain | None:
+        """Take the next available chain, or None when the guest has offered nothing new."""
+        if not self.pending():
+            return None
+        head = self._u16(self.avail + 4 + 2 * (self.last_avail % self.num))
+        if head >= self.num:
+            raise self._broke(f"avail ring offers descriptor {head}, but the ring has {self.num}")
+        self.last_avail = (self.last_avail + 1) & 0xFFFF
+        chain = Chain(head)
+        limit = self.space.limit
+        index = head
+        while True:
+            address, length, flags, next_index = DESCRIPTOR.unpack_from(
+                self.space.memory, self.desc + VRING_DESC_BYTES * index
+            )
+            if address >= limit or address + length >= limit:
+                raise self._broke(
+                    f"descriptor {index} buffer {address:#x}+{length:#x} is not inside guest "
+                    f"memory (limit {limit:#x})"
+                )
+            if flags & VRING_DESC_F_WRITE:
+                chain.writable.append(Buffer(address, length))
+            elif chain.writable:
+                raise self._broke(
+                    f"descriptor {index} is read-only but follows a writable descriptor "
+                    "(all read-only buffers must come first)"
+                )
+            else:
+                chain.readable.append(Buffer(address, length))
+            if len(chain.readable) + len(chain.writable) > self.num:
+                raise self._broke(
+                    f"the chain from head {head} is longer than the {self.num} descriptors: a loop"
+                )
+            if not flags & VRING_DESC_F_NEXT:
+                return chain
+            if next_index >= self.num:
+                raise self._broke(
+                    f"descriptor {index} has next {next_index}, but the ring has {self.num}"
+                )
+            index = next_index
+
+    def discard(self) -> None:
+        """Give back the chain ``pop`` just took (the device could not use it after all)."""
+        self.last_avail = (self.last_avail - 1) & 0xFFFF
+
+    # --- Handing buffers back -----------------------------------------------------------------
+
+    def push_used(self, head: int, length: int) -> None:
+        """Tell the guest chain ``head`` is done and ``length`` bytes were written into it."""
+        memory = self.space.memory
+        used_idx = self._u16(self.used + 2)
+        USED_ELEM.pack_into(
+            memory, self.used + 4 + USED_ELEM.size * (used_idx % self.num), head, length
+        )
+        struct.pack_into("<H", memory, self.used + 2, (used_idx + 1) & 0xFFFF)
+
+
+def gather(memory: Memory, buffers: list[Buffer]) -> bytes:
+    """The bytes of ``buffers``, in order (they were checked against the limit by ``pop``)."""
+    return b"".join(memory[b.address : b.address + b.length] for b in buffers)
+
+
+def scatter(memory: Memory, buffers: list[Buffer], data: bytes) -> int:
+    """Copy ``data`` into ``buffers`` in order, as far as they reach; returns bytes copied."""
+    done = 0
+    for buffer in buffers:
+        piece = data[done : done + buffer.length]
+        if not piece:
+            break
+        memory[buffer.address : buffer.address + len(piece)] = piece
+        done += len(piece)
+    return done
+
+
+def views(view: memoryview, buffers: list[Buffer]) -> list[memoryview]:
+    """Writable views of ``buffers`` inside ``view`` (of all guest memory), for readv/preadv."""
+    return [view[b.address : b.address + b.length] for b in buffers]
