@@ -1,17 +1,17 @@
 """Driving the bench guest through the node: the bench plays the launcher.
 
-``BenchGuest`` lays out guest memory with the launcher's own ``prepare_guest`` (a memfd, shared),
-opens ``MOUNT/lguest``, writes INITIALIZE and reads until the guest's first BENCH_DONE.  From then
-on every measured operation is: write a command into ``bench_command`` through the shared memory
-(the guest is stopped between two reads), read until the guest NOTIFYs BENCH_DONE.  The thread that
-creates a ``BenchGuest`` is its owner (spec 1.2: the task that did INITIALIZE) and the only one that
-may read it or send it IRQs; any other thread may open ``guests/<pid>/waker`` and send BREAKs.
+``BenchGuest`` is a ``tests.support.handguest.HandGuest`` (guest memory laid out by the launcher's
+own ``prepare_guest``, ``MOUNT/lguest`` opened and INITIALIZEd here) that reads until the guest's
+first BENCH_DONE.  From then on every measured operation is: write a command into
+``bench_command`` through the shared memory (the guest is stopped between two reads), then read
+until the guest NOTIFYs BENCH_DONE.  The handle is the guest's owner, and the thread that opened it
+is the one the daemon watches for signals, so that thread does the reads; any other thread may open
+``guests/<pid>/waker`` and send BREAKs.
 """
 
 from __future__ import annotations
 
 import enum
-import errno
 import os
 import struct
 import time
@@ -19,9 +19,8 @@ from pathlib import Path
 from types import TracebackType
 
 from benchlib.elfinfo import physical, symbols
-from launcher.layout import PreparedGuest, prepare_guest
-from launcher.node import pack_words, unpack_word
 from lguestfs.abi import LHREQ_BREAK, LHREQ_IRQ
+from tests.support.handguest import HandGuest
 
 # The words bench_ops.c NOTIFYs.
 BENCH_DONE = 0xBE0C0001
@@ -30,7 +29,6 @@ BENCH_IRQ_SEEN = 0xBE0C0003
 
 COMMAND = struct.Struct("<4I")  # op, count, arg, seq
 RESULT = struct.Struct("<3I2i")  # seq, irqs, timer_irqs, timer_sec, timer_nsec
-REASON_BYTES = 1024
 
 
 class Op(enum.IntEnum):
@@ -46,10 +44,6 @@ class Op(enum.IntEnum):
     TIMER = 7
 
 
-class GuestDied(RuntimeError):
-    """The bench guest died: ``str()`` carries the node's reason."""
-
-
 class BenchGuest:
     """One bench_ops guest, owned by the thread that created it."""
 
@@ -59,29 +53,25 @@ class BenchGuest:
         self.result_at = physical(found["bench_result"])
         self.seq = 0
         self.other_notifies = 0  # console text and the like, which the bench skips
-        self.prepared: PreparedGuest = prepare_guest(mem_mb, elf, [])
-        self.command(Op.IDLE)  # before INITIALIZE: tells the guest a bench is driving it
+        # The first command, written before INITIALIZE, tells the guest a bench is driving it.
+        self.hand = HandGuest(
+            mountpoint,
+            elf,
+            mem_mb=mem_mb,
+            patch=lambda prepared: prepared.write(self.command_at, self._command(Op.IDLE)),
+        )
+        self.prepared = self.hand.prepared
         try:
-            self.fd = os.open(mountpoint / "lguest", os.O_RDWR)
-        except BaseException:
-            self.prepared.close()
-            raise
-        try:
-            os.write(self.fd, self.prepared.initialize_request())
             self.wait_for(BENCH_DONE)
         except BaseException:
             self.close()
             raise
 
     def read(self) -> int:
-        """One read of the node: the guest's NOTIFY word; ``GuestDied`` with its reason."""
-        try:
-            return unpack_word(os.read(self.fd, 8))
-        except OSError as error:
-            if error.errno != errno.ENOENT:
-                raise
-            reason = os.read(self.fd, REASON_BYTES).rstrip(b"\0").decode(errors="replace")
-            raise GuestDied(f"the bench guest died: {reason}") from None
+        """One read of the node: the guest's NOTIFY word (``GuestDied`` says why it died)."""
+        word = self.hand.read()
+        assert word is not None  # no timeout was asked for
+        return word
 
     def wait_for(self, word: int) -> None:
         while (got := self.read()) != word:
@@ -91,10 +81,13 @@ class BenchGuest:
                     f"bench guest said {got:#x} while the bench waited for {word:#x}"
                 )
 
+    def _command(self, op: Op, count: int = 0, arg: int = 0) -> bytes:
+        self.seq += 1
+        return COMMAND.pack(op, count, arg, self.seq)
+
     def command(self, op: Op, count: int = 0, arg: int = 0) -> None:
         """Leave the next command for the guest (it runs at the next read)."""
-        self.seq += 1
-        self.prepared.write(self.command_at, COMMAND.pack(op, count, arg, self.seq))
+        self.prepared.write(self.command_at, self._command(op, count, arg))
 
     def set_op(self, op: Op) -> None:
         """Change only the op: how the bench ends SPIN and IRQ, which re-read it while they run."""
@@ -114,16 +107,13 @@ class BenchGuest:
         return seq, irqs, timer_irqs, sec, nsec
 
     def raise_irq(self, irq: int) -> None:
-        os.write(self.fd, pack_words(LHREQ_IRQ, irq))
+        self.hand.write(LHREQ_IRQ, irq)
 
     def release_breakers(self) -> None:
-        os.write(self.fd, pack_words(LHREQ_BREAK, 0))
+        self.hand.write(LHREQ_BREAK, 0)
 
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        self.prepared.close()
+        self.hand.close()
 
     def __enter__(self) -> BenchGuest:
         return self
