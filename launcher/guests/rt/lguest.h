@@ -191,6 +191,9 @@ typedef void (*trap_handler_t)(struct trap_frame *frame);
 /* Register fn for vector and load an IDT entry (IDT_TYPE_INTERRUPT_GATE or IDT_TYPE_TRAP_GATE,
  * privilege dpl) that points at the vector's stub. */
 void set_trap_handler(unsigned int vector, trap_handler_t fn, unsigned int type, unsigned int dpl);
+/* Only register fn for vector (no hypercall): for guests that load the IDT entry themselves,
+ * e.g. through the async ring. */
+void set_trap_function(unsigned int vector, trap_handler_t fn);
 /* The IDT entry words for vector's stub, as LOAD_IDT_ENTRY takes them (for tests of odd ones). */
 uint32_t idt_entry_lo(unsigned int vector);
 uint32_t idt_entry_hi(unsigned int vector, unsigned int type, unsigned int dpl);

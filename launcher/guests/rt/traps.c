@@ -30,9 +30,14 @@ uint32_t idt_entry_hi(unsigned int vector, unsigned int type, unsigned int dpl)
 	return (stub_address(vector) & 0xFFFF0000) | IDT_PRESENT | (dpl & 3) << 13 | (type & 0xF) << 8;
 }
 
-void set_trap_handler(unsigned int vector, trap_handler_t fn, unsigned int type, unsigned int dpl)
+void set_trap_function(unsigned int vector, trap_handler_t fn)
 {
 	trap_handlers[vector % IDT_ENTRIES] = fn;
+}
+
+void set_trap_handler(unsigned int vector, trap_handler_t fn, unsigned int type, unsigned int dpl)
+{
+	set_trap_function(vector, fn);
 	hcall(LHCALL_LOAD_IDT_ENTRY, vector, idt_entry_lo(vector), idt_entry_hi(vector, type, dpl));
 }
 

@@ -1,0 +1,14 @@
+/* bad_pte_pse (row 42): a fault through a PTE with PSE set: killed "bad page table entry". */
+#define GUEST "bad_pte_pse"
+#include "check.h"
+
+#define VA 0x80000000u
+static uint32_t table[1024] __attribute__((aligned(4096)));
+
+int main(void)
+{
+	install_page_table(VA, table);
+	*pte_slot(table, VA) = __pa(boot_stack) | PTE_PRESENT | PTE_RW | PTE_PSE;
+	read_u32(VA);
+	panic("FAIL " GUEST ": a PSE PTE was used");
+}
