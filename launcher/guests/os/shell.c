@@ -134,26 +134,31 @@ static void print_quoted(const uint8_t *data, uint32_t len)
 	con_write(shown, n);
 }
 
+static const char *const help_lines[] = {
+	"help                 this list",
+	"uptime               time since boot (Host wall clock) and timer ticks",
+	"echo TEXT            print TEXT",
+	"mem                  memory map and free pages",
+	"devices              the virtio devices and their queues",
+	"blk read N           show sector N of the block device",
+	"blk write N TEXT     write TEXT (zero-padded) to sector N",
+	"net send TEXT        broadcast an Ethernet frame (type 0x88b5) carrying TEXT",
+	"stats                interrupts, hypercalls, faults, system calls",
+	"user [hello|peek]    run a program at privilege level 3 (int $0x80 system calls)",
+	"fault                touch an unmapped page; the page-fault handler maps it",
+	"bench                a compute loop, stores and hypercalls, with their speed",
+	"cmdline              the kernel command line and the options it set",
+	"crash TEXT           die with TEXT (the launcher exits 1)",
+	"poweroff             power down (the launcher exits 0)",
+};
+
 static void cmd_help(char *args)
 {
 	(void)args;
-	kprintf("commands:\n"
-		"  help                 this list\n"
-		"  uptime               time since boot (Host wall clock) and timer ticks\n"
-		"  echo TEXT            print TEXT\n"
-		"  mem                  memory map and free pages\n"
-		"  devices              the virtio devices and their queues\n"
-		"  blk read N           show sector N of the block device\n"
-		"  blk write N TEXT     write TEXT (zero-padded) to sector N\n"
-		"  net send TEXT        broadcast an Ethernet frame (type 0x88b5) carrying TEXT\n"
-		"  stats                interrupts, hypercalls, faults, system calls\n"
-		"  user [hello|peek]    run a program at privilege level 3 (int $0x80 system calls)\n"
-		"  fault                touch an unmapped page; the page-fault handler maps it\n"
-		"  bench                a compute loop, stores and hypercalls, with their speed\n"
-		"  cmdline              the kernel command line and the options it set\n"
-		"  crash TEXT           die with TEXT (the launcher exits 1)\n"
-		"  poweroff             power down (the launcher exits 0)\n"
-		"received frames are shown as they arrive; ^D or the end of input powers off\n");
+	kprintf("commands:\n");
+	for (unsigned i = 0; i < ARRAY_SIZE(help_lines); i++)
+		kprintf("  %s\n", help_lines[i]);
+	kprintf("received frames are shown as they arrive; ^D or the end of input powers off\n");
 }
 
 static void cmd_uptime(char *args)
@@ -356,13 +361,15 @@ static void hcall_round(void)
 		hcall(LHCALL_FLUSH_ASYNC, 0, 0, 0);
 }
 
-static void report(const char *what, uint32_t rounds, uint64_t per_round, uint32_t ms,
+/* "<what>: <rate> million <unit>/s", from `rounds` of `per_round` operations in `ms`. */
+static void report(const char *what, uint32_t rounds, uint32_t per_round, uint32_t ms,
 		   const char *unit)
 {
-	uint64_t total = (uint64_t)rounds * per_round;
-	uint32_t rate = ms ? (uint32_t)(total * 1000 / ms / 1000) : 0; /* thousands per second */
-	kprintf("bench: %-10s %u.%03u M%s/s  (%u rounds in %u ms)\n", what, rate / 1000,
-		rate % 1000, unit, rounds, ms);
+	uint64_t per_second = ms ? (uint64_t)rounds * per_round * 1000 / ms : 0;
+	uint32_t thousandths = (uint32_t)(per_second / 1000); /* of a million */
+
+	kprintf("bench: %-11s %u.%03u million %s/s (%u rounds in %u ms)\n", what,
+		thousandths / 1000, thousandths % 1000, unit, rounds, ms);
 }
 
 static void cmd_bench(char *args)
@@ -374,13 +381,13 @@ static void cmd_bench(char *args)
 		kprintf("bench: needs the timer to measure time (booted with hz=0)\n");
 		return;
 	}
-	kprintf("bench: about 2 seconds...\n");
+	kprintf("bench: three loops of about a second, half a second and half a second...\n");
 	uint32_t rounds = timed(alu_round, 1000, &ms);
-	report("ALU loop", rounds, 4ull * ALU_LOOPS, ms, "instructions");
+	report("ALU loop", rounds, 4 * ALU_LOOPS, ms, "instructions");
 	rounds = timed(store_round, 500, &ms);
-	report("stores", rounds, STORE_BYTES / 4, ms, "");
+	report("stores", rounds, STORE_BYTES / 4, ms, "32-bit stores");
 	rounds = timed(hcall_round, 500, &ms);
-	report("hypercalls", rounds, HCALLS, ms, "");
+	report("hypercalls", rounds, HCALLS, ms, "FLUSH_ASYNC hypercalls");
 }
 
 static void cmd_cmdline(char *args)

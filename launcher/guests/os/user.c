@@ -54,6 +54,7 @@ static void system_call(struct trap_frame *frame)
 		}
 		kprintf("user: ");
 		con_write((const char *)frame->ebx, frame->ecx);
+		con_flush();
 		frame->eax = frame->ecx;
 		break;
 	default:
