@@ -33,10 +33,11 @@ from types import TracebackType
 from launcher.virtqueue import GuestSpace, Virtqueue
 
 DEFAULT_TIMEOUT = 30.0
+MountLike = os.PathLike[str] | str  # the mount fixture's Mount, or a mount point path
 
 
 def launcher_command(
-    mount: Path | None,
+    mount: MountLike | None,
     mem_mb: int | str,
     guest: Path | str,
     *args: str,
@@ -65,7 +66,7 @@ class LaunchResult:
 
 
 def run_launcher(
-    mount: Path | None,
+    mount: MountLike | None,
     mem_mb: int | str,
     guest: Path | str,
     *args: str,
@@ -86,7 +87,7 @@ class Launcher:
 
     def __init__(
         self,
-        mount: Path | None,
+        mount: MountLike | None,
         mem_mb: int | str,
         guest: Path | str,
         *args: str,
