@@ -1,0 +1,1 @@
+"""The lguestfs test suite: real mounts, real processes (see ``tests/conftest.py``)."""

@@ -1,0 +1,1 @@
+"""Test helpers: the mount (``mount``), test guests (``guests``), the launcher (``launch``)."""
