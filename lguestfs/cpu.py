@@ -1,0 +1,316 @@
+"""The guest's CPU: Unicorn i386 at privilege level 1, and the ways back into the Host.
+
+Where this sits: ``guest`` runs the loop of spec 2; each "run the guest" of that loop is one
+``Cpu.run()``, which returns when a hook asked Unicorn to stop (a hypercall that leaves the guest,
+a kill), when another thread kicked the CPU (break, signal, timer, irq, close), or when a page
+walk failed (``pagetables`` refused a translation: a #PF to reflect or a kill).  The hooks
+themselves belong to ``guest``; this module only owns Unicorn.
+
+Some facts about Unicorn 2.1.4 that the code below relies on (measured, see
+``shared/notes/unicorn-on-this-machine.md``):
+
+* **Privilege level.**  QEMU keeps the CPL in ``env->hflags`` (bits 0-1) and only changes it
+  when SS is loaded from a descriptor.  ``uc_reg_write(SS)`` refuses a selector whose RPL or DPL
+  differs from the current CPL, and ``reg_write`` has no way to change the CPL itself.  So the
+  Host changes ring the way the hardware would after checking: it patches the two CPL bits of
+  ``hflags`` in a saved context blob, restores it, and then loads SS and CS through Unicorn's own
+  descriptor loader, which fills the hidden caches and the other ``hflags`` bits from the GDT.
+  The guest is put at CPL 1 this way before its first instruction, and a trap taken in user mode
+  (CPL 3) reaches the guest kernel at CPL 1 the same way.  Offsets inside the blob are found at
+  start-up (``_Offsets``), not hard-coded.
+* **Exceptions.**  With an INTR hook the IDT is never used.  The error code, "was it an ``int``"
+  and the "exception in flight" marker live only in the blob; the last must be cleared after every
+  fault we handle, or the next fault is reported as a double fault and the one after that is a
+  silent triple fault.
+* **Stopping.**  ``emu_stop`` from another thread is lost if it lands in the first microseconds
+  of ``emu_start``; ``guest`` therefore checks its own stop flag before each run and repeats the
+  stop until the run returns.  ``emu_start`` writes EIP from ``begin``, so we pass the current EIP.
+* **The MMU.**  Unicorn runs in ``UC_TLB_VIRTUAL`` mode: every TLB miss calls ``pagetables``,
+  which walks the guest's own tables in Python and enforces spec 6 (see there).  The one page of
+  Host memory, the GDT, sits at the switcher address 0xFFC00000, outside guest-physical memory.
+  ``until`` is an address inside that page: Unicorn invalidates the code at ``until - 1`` when a
+  run ends, which needs a translation that always exists.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+from collections.abc import Callable
+from typing import Any, Final
+
+import unicorn as _unicorn_module
+from unicorn import unicorn_const as uc_const
+from unicorn import x86_const as x86
+
+from lguestfs.abi import (
+    GDT_ENTRIES,
+    GUEST_CS,
+    GUEST_DS,
+    INITIAL_EFLAGS,
+    PAGE_SIZE,
+    SWITCHER_ADDR,
+)
+from lguestfs.memory import GuestMemory
+
+# The binding ships Python-2-era annotations that mypy takes for its API: use it untyped.
+unicorn: Any = _unicorn_module
+# The binding's ctypes library: calling it directly costs 0.5 µs, the binding's wrappers 2 µs.
+_uclib: Any = unicorn.unicorn_py3.unicorn.uclib
+
+# Registers the hot paths read and write (Unicorn ids).
+EAX: Final = x86.UC_X86_REG_EAX
+EBX: Final = x86.UC_X86_REG_EBX
+ECX: Final = x86.UC_X86_REG_ECX
+EDX: Final = x86.UC_X86_REG_EDX
+ESI: Final = x86.UC_X86_REG_ESI
+EDI: Final = x86.UC_X86_REG_EDI
+EBP: Final = x86.UC_X86_REG_EBP
+ESP: Final = x86.UC_X86_REG_ESP
+EIP: Final = x86.UC_X86_REG_EIP
+EFLAGS: Final = x86.UC_X86_REG_EFLAGS
+CS: Final = x86.UC_X86_REG_CS
+SS: Final = x86.UC_X86_REG_SS
+DS: Final = x86.UC_X86_REG_DS
+ES: Final = x86.UC_X86_REG_ES
+FS: Final = x86.UC_X86_REG_FS
+GS: Final = x86.UC_X86_REG_GS
+CR2: Final = x86.UC_X86_REG_CR2
+
+GDT_VADDR: Final = SWITCHER_ADDR  # where the guest's segments are looked up: the Host's page
+STOP_ADDR: Final = SWITCHER_ADDR + PAGE_SIZE - 1  # emu_start's ``until``: mapped, never guest code
+_CR0_PG: Final = 0x80000000
+_HF_CPL_MASK: Final = 3
+_MMU_ERRORS: Final = frozenset(
+    {
+        uc_const.UC_ERR_READ_UNMAPPED,
+        uc_const.UC_ERR_WRITE_UNMAPPED,
+        uc_const.UC_ERR_FETCH_UNMAPPED,
+        uc_const.UC_ERR_EXCEPTION,
+    }
+)
+_TLB_FLUSH: Final = (uc_const.UC_CTL_IO_WRITE << 30) | uc_const.UC_CTL_TLB_FLUSH
+
+
+class CpuError(Exception):
+    """Unicorn refused something the Host asked of it (a bad selector for a ring change, ...)."""
+
+
+class _Offsets:
+    """Where the fields we need sit inside a ``uc_context_save`` blob of this libunicorn.
+
+    QEMU's ``CPUX86State`` starts with the 16 general registers, then ``eip``, ``eflags``, three
+    ``cc_*`` words, ``cc_op``, ``df`` and ``hflags``; and ``error_code``, ``exception_is_int``,
+    ``exception_next_eip`` sit together with ``old_exception`` 112 bytes after ``error_code``.
+    We find ``eip`` and ``error_code`` by planting values, derive the rest, and check each
+    derived field against a value we know, so a differently built library fails loudly here
+    instead of corrupting guests later.
+    """
+
+    def __init__(self) -> None:
+        uc = unicorn.Uc(uc_const.UC_ARCH_X86, uc_const.UC_MODE_32)
+        uc.mem_map(0, 0x10000)
+        uc.reg_write(EIP, 0x13579BDF)
+        blob = bytes(uc.context_save())
+        self.eip = _find_u32(blob, 0x13579BDF)
+        self.hflags = self.eip + 48
+        eflags = int.from_bytes(blob[self.eip + 8 : self.eip + 12], "little")
+        if eflags != uc.reg_read(EFLAGS):
+            raise CpuError("libunicorn's CPU state layout is not the one this Host knows")
+        self.error_code = self._calibrate_error_code()
+        self.exception_is_int = self.error_code + 4
+        self.old_exception = self.error_code + 112
+
+    def _calibrate_error_code(self) -> int:
+        """Load a bad selector (#GP with that selector as error code) twice; intersect."""
+        found: set[int] | None = None
+        for selector in (0x7F8, 0x7F0):
+            uc = unicorn.Uc(uc_const.UC_ARCH_X86, uc_const.UC_MODE_32)
+            uc.mem_map(0, 0x10000)
+            uc.mem_write(
+                0x1000,
+                b"\0" * 8 + (0x0000FFFF).to_bytes(4, "little") + (0x00CF9300).to_bytes(4, "little"),
+            )
+            uc.reg_write(x86.UC_X86_REG_GDTR, (0, 0x1000, 15, 0))
+            uc.reg_write(x86.UC_X86_REG_CR0, uc.reg_read(x86.UC_X86_REG_CR0) | 1)
+            code = (
+                b"\x66\xb8" + selector.to_bytes(2, "little") + b"\x8e\xd8\xf4"
+            )  # mov $sel,%ax; mov %ax,%ds
+            uc.mem_write(0x2000, code)
+            blobs: list[bytes] = []
+
+            def on_gp(u: Any, _intno: int, _data: Any, blobs: list[bytes] = blobs) -> None:
+                blobs.append(bytes(u.context_save()))
+                u.emu_stop()
+
+            uc.hook_add(uc_const.UC_HOOK_INTR, on_gp)
+            uc.emu_start(0x2000, 0x2000 + len(code))
+            if len(blobs) != 1:
+                raise CpuError("libunicorn did not report #GP for a bad selector")
+            here = {
+                o
+                for o in range(0, len(blobs[0]) - 4, 4)
+                if blobs[0][o : o + 4] == selector.to_bytes(4, "little")
+            }
+            found = here if found is None else found & here
+        candidates = sorted(
+            o for o in (found or set()) if blobs[0][o + 112 : o + 116] == (13).to_bytes(4, "little")
+        )
+        if len(candidates) != 1:
+            raise CpuError("cannot find the error code inside libunicorn's CPU state")
+        return candidates[0]
+
+
+def _find_u32(blob: bytes, value: int) -> int:
+    offset = blob.find(value.to_bytes(4, "little"))
+    if offset < 0:
+        raise CpuError("cannot find a planted register inside libunicorn's CPU state")
+    return offset
+
+
+_offsets: _Offsets | None = None
+
+
+def _blob_offsets() -> _Offsets:
+    global _offsets
+    if _offsets is None:
+        _offsets = _Offsets()
+    return _offsets
+
+
+class RunEnd(enum.Enum):
+    """Why ``Cpu.run`` returned."""
+
+    STOPPED = "stopped"  # a hook or another thread stopped it, or a hook raised (re-raised by run)
+    MMU = "mmu"  # an access reached the fault window: pagetables knows which and why
+
+
+TlbFill = Callable[[int, int, Any], bool]  # (page vaddr, UC_MEM_READ/WRITE/FETCH, entry) -> mapped?
+
+
+class Cpu:
+    """One Unicorn x86 CPU in 32-bit protected mode, with the guest's memory at physical 0."""
+
+    def __init__(self, memory: GuestMemory, tlb_fill: TlbFill) -> None:
+        self._offsets = _blob_offsets()
+        uc = unicorn.Uc(uc_const.UC_ARCH_X86, uc_const.UC_MODE_32)
+        self.uc: Any = uc
+        self._uch = uc._uch
+        uc.ctl_set_tlb_mode(uc_const.UC_TLB_VIRTUAL)
+        uc.mem_map_ptr(0, memory.size, uc_const.UC_PROT_ALL, memory.address)
+        # The Host's page lives just above guest memory (4 MB aligned) in Unicorn's physical space;
+        # only pagetables' switcher mapping reaches it, read-only.
+        self.host_page = (memory.size + 0x3FFFFF) & ~0x3FFFFF
+        uc.mem_map(self.host_page, PAGE_SIZE, uc_const.UC_PROT_ALL)
+        uc.hook_add(
+            uc_const.UC_HOOK_TLB_FILL,
+            lambda _u, vaddr, access, entry, _d: tlb_fill(vaddr, access, entry),
+        )
+        self._value = ctypes.c_uint64()
+        self._value_ref = ctypes.byref(self._value)
+        self._context = unicorn.unicorn_py3.unicorn.uc_context()
+        if _uclib.uc_context_alloc(self._uch, ctypes.byref(self._context)) != uc_const.UC_ERR_OK:
+            raise CpuError("uc_context_alloc failed")
+        self._context_addr: int = self._context.value or 0
+
+    # --- registers, through the C library directly (the binding's reg_read costs 2 µs) -----------
+
+    def reg(self, reg_id: int) -> int:
+        _uclib.uc_reg_read(self._uch, reg_id, self._value_ref)
+        return self._value.value & 0xFFFFFFFF
+
+    def set_reg(self, reg_id: int, value: int) -> None:
+        self._value.value = value & 0xFFFFFFFF
+        if _uclib.uc_reg_write(self._uch, reg_id, self._value_ref) != uc_const.UC_ERR_OK:
+            raise CpuError(f"cannot load register {reg_id} with {value:#x}")
+
+    def cpl(self) -> int:
+        return self.reg(CS) & 3
+
+    # --- the hidden state only the context blob holds ------------------------------------------
+
+    def _save(self) -> None:
+        _uclib.uc_context_save(self._uch, self._context)
+
+    def _restore(self) -> None:
+        _uclib.uc_context_restore(self._uch, self._context)
+
+    def _blob_int(self, offset: int) -> ctypes.c_int32:
+        return ctypes.c_int32.from_address(self._context_addr + offset)
+
+    def exception_info(self) -> tuple[int, bool]:
+        """(error code, raised by an ``int`` instruction?) of the exception being handled."""
+        self._save()
+        return self._blob_int(self._offsets.error_code).value, bool(
+            self._blob_int(self._offsets.exception_is_int).value
+        )
+
+    def clear_old_exception(self) -> None:
+        """Forget the exception in flight, so the next fault is not taken for a double fault."""
+        self._save()
+        self._blob_int(self._offsets.old_exception).value = -1
+        self._restore()
+
+    def enter(self, cs: int, ss: int, esp: int, eip: int, eflags: int) -> None:
+        """Load CS:EIP, SS:ESP and EFLAGS as a privilege change would (see the module notes).
+
+        The CPL becomes ``ss & 3``; SS and CS go through Unicorn's descriptor checks against
+        the Host GDT, which raise ``CpuError`` for a selector the hardware would refuse.
+        """
+        self._save()
+        hflags = self._blob_int(self._offsets.hflags)
+        hflags.value = (hflags.value & ~_HF_CPL_MASK) | (ss & 3)
+        self._restore()
+        self.set_reg(SS, ss)
+        self.set_reg(CS, cs)
+        self.set_reg(ESP, esp)
+        self.set_reg(EIP, eip)
+        self.set_reg(EFLAGS, eflags)
+
+    # --- set-up ------------------------------------------------------------------------------
+
+    def start(self, gdt: bytes, eip: int) -> None:
+        """The state of spec 7.1: flat DPL-1 segments, paging on, EFLAGS 0x202, CPL 1 at ``eip``."""
+        self.load_gdt(gdt)
+        self.uc.reg_write(x86.UC_X86_REG_GDTR, (0, GDT_VADDR, GDT_ENTRIES * 8 - 1, 0))
+        self.uc.reg_write(x86.UC_X86_REG_CR0, self.uc.reg_read(x86.UC_X86_REG_CR0) | 1 | _CR0_PG)
+        self.enter(GUEST_CS, GUEST_DS, 0, eip, INITIAL_EFLAGS)
+        for seg in (DS, ES):
+            self.set_reg(seg, GUEST_DS)
+        for seg in (FS, GS):
+            self.set_reg(seg, 0)
+        for reg in (EAX, EBX, ECX, EDX, ESI, EDI, EBP):
+            self.set_reg(reg, 0)
+
+    def load_gdt(self, gdt: bytes) -> None:
+        """Write the Host GDT (all 32 entries, already fixed up by ``segments``)."""
+        self.uc.mem_write(self.host_page, gdt)
+
+    # --- running -----------------------------------------------------------------------------
+
+    def run(self) -> RunEnd:
+        """Run from the current EIP until stopped; an exception raised by a hook propagates."""
+        status = _uclib.uc_emu_start(self._uch, self.reg(EIP), STOP_ADDR, 0, 0)
+        raised = self.uc._hook_exception
+        if raised is not None:
+            self.uc._hook_exception = None
+            raise raised
+        if status == uc_const.UC_ERR_OK:
+            return RunEnd.STOPPED
+        if status in _MMU_ERRORS:
+            return RunEnd.MMU
+        raise unicorn.UcError(status)
+
+    def stop(self) -> None:
+        """Ask a running ``run`` to return (from any thread; lost if it lands too early)."""
+        _uclib.uc_emu_stop(self._uch)
+
+    def flush_tlb(self) -> None:
+        _uclib.uc_ctl(self._uch, _TLB_FLUSH)
+
+    def close(self) -> None:
+        """Free the Unicorn instance; the guest's memory must outlive this call."""
+        if self._context_addr:
+            _uclib.uc_context_free(self._context)
+            self._context_addr = 0
+        self.uc._Uc__finalizer()

@@ -1,0 +1,485 @@
+"""One guest: its thread, the run loop of spec 2, its timer, and being stopped from outside.
+
+Where this sits: ``protocol`` (the daemon's per-handle state machine) creates a ``Guest`` at
+INITIALIZE and calls ``run()`` for each read of the owner.  ``run()`` returns at once; the guest's
+own thread runs 2.6.24's ``run_guest()`` loop on the CPU (``cpu``) and calls ``on_exit`` exactly
+once, from that thread, when the read must return: a notify, a break, a signal, or the death.
+Hypercalls (``hypercalls``), interrupts and traps (``interrupts``) and the MMU (``pagetables``)
+work on the state kept here, which is 2.6.24's ``struct lguest``.
+
+Threads and hand-offs, and why:
+
+* **The guest thread** owns Unicorn.  Unicorn releases the GIL while it emulates, so two guests
+  run on two cores; hooks take the GIL back only while they run.  The thread sleeps on a
+  condition between reads and while the guest is halted, burning no CPU.
+* **Stopping a running guest** (a break, a signal, an irq, a timer expiry, close) sets the reason,
+  then ``_kick()``: a "stop requested" flag plus ``uc_emu_stop()``.  A stop landing in the first
+  microseconds of ``emu_start`` is lost, so the guest thread clears the flag before it looks at
+  the reasons and skips the run if it is set again, and the clock thread repeats ``emu_stop``
+  every millisecond until the guest thread has cleared the flag.
+* **The clock** is one daemon-wide thread with a heap of deadlines: guest timers
+  (SET_CLOCKEVENT) and the repeats of kicks.  Sleeping guests cost it nothing.
+* Hypercalls that stay in the guest are handled inside the INTR hook, including steps 2-5 of the
+  loop (notify, signal and break checks, interrupt injection), so a hypercall costs a few
+  microseconds and never a thread switch; anything else stops the CPU and the loop takes over.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Final
+
+from unicorn import unicorn_const as uc_const
+from unicorn import x86_const as x86
+
+from lguestfs import interrupts
+from lguestfs.abi import (
+    HYPERCALL_NAMES,
+    LGUEST_TRAP_ENTRY,
+    TRAP_GP,
+    TRAP_NM,
+    TRAP_UD,
+)
+from lguestfs.cpu import EAX, EBX, ECX, EDX, EIP, STOP_ADDR, Cpu, RunEnd
+from lguestfs.hypercalls import do_hypercalls
+from lguestfs.memory import GuestAccessError, GuestMemory
+from lguestfs.pagetables import PageTables
+from lguestfs.segments import Gdt
+
+log = logging.getLogger(__name__)
+
+KICK_REPEAT: Final = 0.001  # seconds between repeated emu_stop calls until the guest thread sees it
+_CR0_TS: Final = 8
+
+
+class RunExit(enum.Enum):
+    """Why a read of the owner returns (spec 1.3 step 5)."""
+
+    NOTIFY = "notify"  # value = the address the guest notified
+    BREAK = "break"  # EAGAIN
+    SIGNAL = "signal"  # EINTR / ERESTARTSYS
+    DIED = "died"  # ENOENT
+
+
+@dataclasses.dataclass(frozen=True)
+class GuestStatus:
+    """A snapshot for ``guests/<pid>/status``."""
+
+    state: str  # "running" | "halted" | "dead" | "stopped" (no read in progress)
+    reason: str | None
+    pfnlimit: int
+    memory_bytes: int
+    hypercalls: dict[str, int]
+    traps: int
+    interrupts_delivered: int
+    page_faults_reflected: int
+    irqs_pending: int
+    instructions: str  # Unicorn does not count them cheaply: always "unknown"
+
+
+class _Clock:
+    """One thread for every guest's timer and for repeating kicks (see the module notes)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def call_at(self, deadline: float, action: Callable[[], None]) -> int:
+        """Run ``action`` on the clock thread at ``time.monotonic()`` >= deadline; returns a key."""
+        with self._lock:
+            key = next(self._seq)
+            heapq.heappush(self._heap, (deadline, key, action))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._main, name="lguest-clock", daemon=True)
+                self._thread.start()
+            self._lock.notify()
+            return key
+
+    def _main(self) -> None:
+        while True:
+            with self._lock:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    self._lock.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
+                _, _, action = heapq.heappop(self._heap)
+            try:
+                action()
+            except Exception:
+                log.exception("clock action failed")
+
+
+_clock = _Clock()
+
+
+class Guest:
+    """A guest: CPU, memory, 2.6.24's per-guest state, and the thread that runs it."""
+
+    def __init__(self, memory: GuestMemory, pgdir: int, start: int, *, name: str) -> None:
+        self.name = name
+        self.memory = memory
+        self.dead_reason: str | None = None
+        # 2.6.24's struct lguest
+        self.lguest_data: int | None = None  # guest-physical, set by LGUEST_INIT
+        self.halted = False
+        self.pending_notify = 0
+        self.pending_hcall: tuple[int, int, int, int] | None = None
+        self.noirq_start = 0
+        self.noirq_end = 0
+        self.next_hcall = 0
+        self.ss1 = 0
+        self.ts = 0
+        self.irqs_pending = 0
+        self.idt = interrupts.Idt()
+        self.gdt = Gdt()
+        # counters for status
+        self.hypercalls: Counter[str] = Counter()
+        self.traps = 0
+        self.interrupts_delivered = 0
+        self.page_faults = 0
+        # the run: owner-visible flags, set from other threads
+        self.break_out = False
+        self._signal = False
+        self._closing = False
+        self._wakeup = False
+        self._stop_requested = False
+        self._kick_pending = False
+        self._timer_key: int | None = None
+        self._on_exit: Callable[[RunExit, int], None] | None = None
+        self._cond = threading.Condition()
+        self._irq_lock = threading.Lock()
+        self._uc_lock = threading.Lock()  # guards Unicorn against stop-after-close
+        self._cpu_open = True
+
+        self.cpu = Cpu(
+            memory, lambda vaddr, access, entry: self.pagetables.fill(vaddr, access, entry)
+        )
+        self.pagetables = PageTables(
+            memory,
+            pgdir,
+            host_page=self.cpu.host_page,
+            cpl=self.cpu.cpl,
+            flush_tlb=self.cpu.flush_tlb,
+            kill=self.kill,
+        )
+        uc = self.cpu.uc
+        uc.hook_add(uc_const.UC_HOOK_INTR, self._on_interrupt)
+        uc.hook_add(uc_const.UC_HOOK_INSN_INVALID, self._on_invalid_instruction)
+        uc.hook_add(uc_const.UC_HOOK_INSN, self._on_in, aux1=x86.UC_X86_INS_IN)
+        uc.hook_add(uc_const.UC_HOOK_INSN, self._on_out, aux1=x86.UC_X86_INS_OUT)
+        uc.hook_add(uc_const.UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
+        self.cpu.start(self.gdt.host_table(), start)
+        self._thread = threading.Thread(target=self._main, name=f"lguest-{name}", daemon=True)
+        self._thread.start()
+
+    # --- the contract with protocol --------------------------------------------------------------
+
+    def run(self, on_exit: Callable[[RunExit, int], None], *, signal_pending: bool = False) -> None:
+        """Start one read's worth of the run loop on the guest thread; returns at once."""
+        with self._cond:
+            if self._on_exit is not None:
+                raise RuntimeError("a run is already in progress")
+            self._on_exit = on_exit
+            self._signal = signal_pending
+            self._cond.notify_all()
+
+    def set_break(self, on: bool) -> None:
+        """LHREQ_BREAK's flag: set wakes a halted guest and stops a running one."""
+        with self._cond:
+            self.break_out = on
+            if on:
+                self._wakeup = True
+                self._cond.notify_all()
+        if on:
+            self._kick()
+
+    def raise_irq(self, irq: int) -> None:
+        """LHREQ_IRQ: mark ``irq`` pending.  A running guest is stopped so that the injection
+        happens at once; a halted one is not woken (as in 2.6.24)."""
+        with self._irq_lock:
+            self.irqs_pending |= 1 << irq
+        self._kick()
+
+    def interrupt(self) -> None:
+        """The reader got a signal: the current run ends with SIGNAL."""
+        with self._cond:
+            self._signal = True
+            self._wakeup = True
+            self._cond.notify_all()
+        self._kick()
+
+    def close(self) -> None:
+        """Stop the guest wherever it is, cancel its timer, end its thread, free everything."""
+        with self._cond:
+            self._closing = True
+            self._wakeup = True
+            self._cond.notify_all()
+        self._kick()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+        self._timer_key = None
+        with self._uc_lock:
+            if self._cpu_open:
+                self._cpu_open = False
+                self.cpu.close()
+        self.memory.close()
+
+    def status(self) -> GuestStatus:
+        if self.dead_reason is not None:
+            state = "dead"
+        elif self.halted:
+            state = "halted"
+        elif self._on_exit is not None:
+            state = "running"
+        else:
+            state = "stopped"
+        return GuestStatus(
+            state=state,
+            reason=self.dead_reason,
+            pfnlimit=self.memory.pfnlimit,
+            memory_bytes=self.memory.size,
+            hypercalls=dict(self.hypercalls),
+            traps=self.traps,
+            interrupts_delivered=self.interrupts_delivered,
+            page_faults_reflected=self.page_faults,
+            irqs_pending=self.irqs_pending,
+            instructions="unknown",
+        )
+
+    # --- state helpers used by hypercalls, interrupts, pagetables --------------------------------
+
+    def kill(self, reason: str) -> None:
+        """2.6.24's ``kill_guest()``: only the first reason is kept; the CPU stops soon."""
+        if self.dead_reason is None:
+            self.dead_reason = reason
+            log.info("guest %s killed: %s", self.name, reason.rstrip("\n"))
+        self.cpu.stop()
+
+    def read_lguest_u32(self, offset: int) -> int | None:
+        """A field of lguest_data (``get_user``), or None if unreadable."""
+        assert self.lguest_data is not None
+        try:
+            return self.memory.read_u32(self.lguest_data + offset)
+        except GuestAccessError:
+            return None
+
+    def write_lguest_u32(self, offset: int, value: int) -> bool:
+        """Store a field of lguest_data (``put_user``); False if it faulted."""
+        assert self.lguest_data is not None
+        try:
+            self.memory.write_u32(self.lguest_data + offset, value)
+        except GuestAccessError:
+            return False
+        return True
+
+    def clear_irq(self, irq: int) -> None:
+        with self._irq_lock:
+            self.irqs_pending &= ~(1 << irq)
+
+    def count_hypercall(self, call: int) -> None:
+        self.hypercalls[HYPERCALL_NAMES.get(call, str(call))] += 1
+
+    def set_ts(self, ts: int) -> None:
+        """TS: the guest's view of CR0.TS; with it set, FPU instructions raise #NM."""
+        self.ts = ts
+        cr0 = self.cpu.uc.reg_read(x86.UC_X86_REG_CR0)
+        self.cpu.uc.reg_write(x86.UC_X86_REG_CR0, cr0 | _CR0_TS if ts else cr0 & ~_CR0_TS)
+
+    def set_clockevent(self, ns: int) -> None:
+        """SET_CLOCKEVENT: one-shot irq 0 after ``ns`` nanoseconds; 0 cancels."""
+        if ns == 0:
+            self._timer_key = None
+            return
+        key_box: list[int] = []
+
+        def expire() -> None:
+            if key_box and self._timer_key == key_box[0]:
+                self._timer_key = None
+                self._timer_fired()
+
+        key = _clock.call_at(time.monotonic() + ns / 1e9, expire)
+        key_box.append(key)
+        self._timer_key = key
+
+    def _timer_fired(self) -> None:
+        with self._irq_lock:
+            self.irqs_pending |= 1
+        with self._cond:
+            if self.halted:
+                self._wakeup = True
+                self._cond.notify_all()
+        self._kick()
+
+    # --- stopping a running CPU from another thread ----------------------------------------------
+
+    def _kick(self) -> None:
+        self._stop_requested = True
+        with self._uc_lock:
+            if self._cpu_open:
+                self.cpu.stop()
+            if self._kick_pending:
+                return
+            self._kick_pending = True
+        _clock.call_at(time.monotonic() + KICK_REPEAT, self._kick_again)
+
+    def _kick_again(self) -> None:
+        with self._uc_lock:
+            if self._stop_requested and self._cpu_open:
+                self.cpu.stop()
+                repeat = True
+            else:
+                self._kick_pending = repeat = False
+        if repeat:
+            _clock.call_at(time.monotonic() + KICK_REPEAT, self._kick_again)
+
+    # --- the guest thread ------------------------------------------------------------------------
+
+    def _main(self) -> None:
+        while True:
+            with self._cond:
+                while self._on_exit is None and not self._closing:
+                    self._cond.wait()
+                if self._closing:
+                    return
+                on_exit = self._on_exit
+            try:
+                kind, value = self._run_guest()
+            except Exception as e:  # a Host bug must not leave the reader blocked forever
+                log.exception("guest %s: internal error", self.name)
+                self.kill(f"internal error: {e!r}")
+                kind, value = RunExit.DIED, 0
+            with self._cond:
+                self._on_exit = None
+                if self._closing:
+                    return
+            assert on_exit is not None
+            on_exit(kind, value)
+
+    def _run_guest(self) -> tuple[RunExit, int]:
+        """2.6.24's ``run_guest()``: one read's worth."""
+        while self.dead_reason is None:
+            self._stop_requested = False
+            if self.pending_hcall is not None:  # 1. a hypercall kept pending by an async notify
+                args, self.pending_hcall = self.pending_hcall, None
+                do_hypercalls(self, args)
+            if self.pending_notify:  # 2.
+                notify, self.pending_notify = self.pending_notify, 0
+                return RunExit.NOTIFY, notify
+            if self._signal or self._closing:  # 3.
+                return RunExit.SIGNAL, 0
+            if self.break_out:  # 4.
+                return RunExit.BREAK, 0
+            interrupts.maybe_do_interrupt(self)  # 5.
+            if self.dead_reason is not None:  # 6.
+                break
+            if self.halted:  # 7.
+                with self._cond:
+                    while not (self._wakeup or self._signal or self.break_out or self._closing):
+                        self._cond.wait()
+                    self._wakeup = False
+                continue
+            if self._stop_requested:
+                continue
+            self._run_once()  # 8.
+        return RunExit.DIED, 0
+
+    def _run_once(self) -> None:
+        """Run the CPU until something needs the loop, then handle what stopped it."""
+        if self.cpu.run() is RunEnd.MMU:
+            fault = self.pagetables.take_fault()
+            if fault is not None and self.dead_reason is None:
+                self.page_faults += 1
+                interrupts.handle_page_fault(self, *fault)
+        elif self.cpu.reg(EIP) == STOP_ADDR:
+            self.kill("attempt to access switcher pages")
+
+    # --- Unicorn hooks: the guest thread, inside emu_start ---------------------------------------
+
+    def _after_exit(self) -> None:
+        """Steps 2-5 of the loop without leaving the CPU; stop it if the loop must act."""
+        if (
+            self.pending_notify
+            or self.dead_reason is not None
+            or self.halted
+            or self._signal
+            or self.break_out
+            or self._closing
+            or self._stop_requested
+        ):
+            self.cpu.stop()
+            return
+        if self.irqs_pending:
+            interrupts.maybe_do_interrupt(self)
+            if self.dead_reason is not None:
+                self.cpu.stop()
+
+    def _on_interrupt(self, _uc: object, intno: int, _data: object) -> None:
+        cpu = self.cpu
+        if intno >= 32 or intno == LGUEST_TRAP_ENTRY:
+            # Only an ``int`` instruction raises these; EIP is already past it.
+            if cpu.cpl() > self.idt.int_gate_dpl(intno):
+                cpu.set_reg(EIP, cpu.reg(EIP) - 2)
+                interrupts.reflect_or_kill(self, TRAP_GP, intno * 8 + 2)
+            elif intno == LGUEST_TRAP_ENTRY:
+                do_hypercalls(self, (cpu.reg(EAX), cpu.reg(EDX), cpu.reg(EBX), cpu.reg(ECX)))
+            else:
+                interrupts.reflect_or_kill(self, intno, 0)
+            self._after_exit()
+            return
+        errcode, is_int = cpu.exception_info()
+        if is_int:
+            # int3 / into / int $n below 32: the gate DPL check as above, frame after the insn.
+            if cpu.cpl() > self.idt.int_gate_dpl(intno):
+                length = 1 if intno in (3, 4) and self._byte_before_eip() in (0xCC, 0xCE) else 2
+                cpu.set_reg(EIP, cpu.reg(EIP) - length)
+                interrupts.reflect_or_kill(self, TRAP_GP, intno * 8 + 2)
+            else:
+                interrupts.reflect_or_kill(self, intno, 0)
+        else:
+            cpu.clear_old_exception()
+            if intno == TRAP_NM and not self.ts:
+                pass  # 2.6.24 swallows #NM when the guest's TS is clear
+            else:
+                interrupts.reflect_or_kill(self, intno, errcode)
+        self._after_exit()
+
+    def _byte_before_eip(self) -> int | None:
+        pa = self.pagetables.guest_pa(self.cpu.reg(EIP) - 1)
+        return None if pa is None else self.memory.view[pa]
+
+    def _on_invalid_instruction(self, _uc: object, _data: object) -> bool:
+        interrupts.reflect_or_kill(self, TRAP_UD, 0)
+        self._after_exit()
+        return True
+
+    def _on_in(self, _uc: object, port: int, size: int, _data: object) -> int:
+        """``in`` at CPL 1: 2.6.24 emulates it on the #GP; Unicorn does not fault, so here."""
+        cpu = self.cpu
+        eip = cpu.reg(EIP)
+        pa = self.pagetables.guest_pa(eip)
+        prefix = pa is not None and self.memory.view[pa] == 0x66
+        opa = self.pagetables.guest_pa(eip + 1) if prefix else pa
+        opcode = self.memory.view[opa] if opa is not None else 0
+        eax = cpu.reg(EAX)
+        if opcode & 1:
+            eax = 0xFFFFFFFF
+        else:
+            eax |= 0xFFFF0000 if prefix else 0xFFFF
+        cpu.set_reg(EAX, eax)
+        return eax & ((1 << (8 * size)) - 1)
+
+    def _on_out(self, _uc: object, _port: int, _size: int, _value: int, _data: object) -> None:
+        """``out`` has no effect (2.6.24 skips it)."""
+
+    def _on_unmapped(
+        self, _uc: object, _access: int, address: int, _size: int, _value: int, _data: object
+    ) -> bool:
+        return self.pagetables.unmapped(address)

@@ -1,0 +1,201 @@
+"""Interrupts and traps: the guest's IDT, injection (spec 5.1) and reflection (5.2-5.4).
+
+Where this sits: after every guest exit ``guest`` calls ``maybe_do_interrupt`` (step 5 of the run
+loop), and ``handle_trap`` for any trap the CPU reported (from Unicorn's INTR, invalid-instruction
+and fault-window paths).  Both end in ``set_guest_interrupt``, which builds the frame on the
+guest's stack exactly as 2.6.24 does and points the CPU at the guest's handler.  This is the
+Host's half of the guest's paravirtual interrupt flag: the real EFLAGS.IF is always 1, the
+guest's IF is ``lguest_data.irq_enabled``.
+
+The IDT is never given to Unicorn: every trap comes to the Host first, and the Host reflects the
+ones the guest handles.  2.6.24 lets the CPU deliver "direct" trap gates itself (pushing the real
+EFLAGS, IF set); we reflect those too, with the IF bit taken from ``irq_enabled`` (spec 5.3 [impl]).
+An ``int N`` instruction is checked as the hardware would check the gate it would have used:
+the guest's own trap gate for a direct vector, else the Host's DPL-0 gate (DPL 1 for 0x1F), and
+fails with #GP(N*8+2).
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from typing import TYPE_CHECKING, Final
+
+from lguestfs.abi import (
+    FIRST_EXTERNAL_VECTOR,
+    GUEST_CS,
+    GUEST_PL,
+    IDT_ENTRIES,
+    IDT_IGNORED_VECTORS,
+    IDT_TYPE_INTERRUPT_GATE,
+    IDT_TYPE_TRAP_GATE,
+    LD_BLOCKED_INTERRUPTS,
+    LD_CR2,
+    LD_IRQ_ENABLED,
+    LD_TIME,
+    LGUEST_IRQS,
+    LGUEST_TRAP_ENTRY,
+    SYSCALL_VECTOR,
+    TRAP_GP,
+    TRAP_NM,
+    TRAP_PF,
+    TRAPS_WITH_ERROR_CODE,
+    X86_EFLAGS_IF,
+)
+from lguestfs.cpu import CS, EFLAGS, EIP, ESP, SS, CpuError
+from lguestfs.memory import GuestAccessError
+
+if TYPE_CHECKING:
+    from lguestfs.guest import Guest
+
+_TIMESPEC = struct.Struct("<ii")
+_PRESENT: Final = 0x8000
+_HOST_HANDLED: Final = frozenset({TRAP_NM, TRAP_GP, TRAP_PF, LGUEST_TRAP_ENTRY})
+
+
+class Idt:
+    """The guest's 256 gates as stored by LOAD_IDT_ENTRY: (lo, hi), or None when absent."""
+
+    def __init__(self) -> None:
+        self.gates: list[tuple[int, int] | None] = [None] * IDT_ENTRIES
+
+    def load_entry(self, num: int, lo: int, hi: int) -> str | None:
+        """LOAD_IDT_ENTRY: store the gate; return a kill reason (the gate is still stored)."""
+        if num in IDT_IGNORED_VECTORS:
+            return None
+        if num >= IDT_ENTRIES:
+            return f"Setting idt entry {num}"
+        if not hi & _PRESENT:
+            self.gates[num] = None
+            return None
+        gate_type = (hi >> 8) & 0xF
+        self.gates[num] = ((GUEST_CS << 16) | (lo & 0xFFFF), hi & 0xFFFFEF00)
+        if gate_type not in (IDT_TYPE_INTERRUPT_GATE, IDT_TYPE_TRAP_GATE):
+            return f"bad IDT type {gate_type}"
+        return None
+
+    def int_gate_dpl(self, vector: int) -> int:
+        """The DPL of the gate ``int vector`` meets on 2.6.24 (direct trap gates: the guest's)."""
+        gate = self.gates[vector]
+        direct = (
+            gate is not None
+            and (gate[1] >> 8) & 0xF == IDT_TYPE_TRAP_GATE
+            and (vector < FIRST_EXTERNAL_VECTOR or vector == SYSCALL_VECTOR)
+            and vector not in _HOST_HANDLED
+        )
+        if direct and gate is not None:
+            return (gate[1] >> 13) & 3
+        return GUEST_PL if vector == LGUEST_TRAP_ENTRY else 0
+
+
+def _handler(gate: tuple[int, int]) -> int:
+    return (gate[0] & 0xFFFF) | (gate[1] & 0xFFFF0000)
+
+
+def write_timestamp(g: Guest) -> None:
+    if g.lguest_data is None:
+        return
+    now = time.time_ns()
+    try:
+        g.memory.write(
+            g.lguest_data + LD_TIME, _TIMESPEC.pack(now // 1_000_000_000, now % 1_000_000_000)
+        )
+    except GuestAccessError:
+        g.kill("Writing timestamp")
+
+
+def set_guest_interrupt(g: Guest, gate: tuple[int, int], errcode: int | None) -> None:
+    """Push the trap frame of spec 5.4 and enter the guest's handler."""
+    cpu, memory = g.cpu, g.memory
+    ss, esp = cpu.reg(SS), cpu.reg(ESP)
+    user = (ss & 3) != GUEST_PL
+    if user:
+        new_ss, virtstack = g.ss1, g.pagetables.stack[0]
+    else:
+        new_ss, virtstack = ss, esp
+    origstack = g.pagetables.guest_pa(virtstack)
+    if origstack is None:
+        return
+    pushes = [ss, esp] if user else []
+    eflags = cpu.reg(EFLAGS)
+    irq_enabled = g.read_lguest_u32(LD_IRQ_ENABLED)
+    if irq_enabled is not None and not irq_enabled & X86_EFLAGS_IF:
+        eflags &= ~X86_EFLAGS_IF
+    pushes += [eflags, cpu.reg(CS), cpu.reg(EIP)]
+    if errcode is not None:
+        pushes.append(errcode)
+    gstack = origstack
+    try:
+        for value in pushes:
+            gstack -= 4
+            memory.write_u32(gstack, value)
+    except GuestAccessError as e:
+        g.kill(str(e))
+        return
+    new_esp = (virtstack + gstack - origstack) & 0xFFFFFFFF
+    try:
+        if user:
+            cpu.enter(GUEST_CS, new_ss, new_esp, _handler(gate), cpu.reg(EFLAGS))
+        else:
+            cpu.set_reg(ESP, new_esp)
+            cpu.set_reg(CS, GUEST_CS)
+            cpu.set_reg(EIP, _handler(gate))
+    except CpuError:
+        g.kill(f"bad stack segment {new_ss}")
+        return
+    if (gate[1] >> 8) & 0xF == IDT_TYPE_INTERRUPT_GATE and g.write_lguest_u32(
+        LD_IRQ_ENABLED, 0
+    ) is False:
+        g.kill("Disabling interrupts")
+
+
+def deliver_trap(g: Guest, num: int, errcode: int) -> bool:
+    """Reflect trap ``num`` through the guest's IDT; False if the guest has no handler."""
+    gate = g.idt.gates[num] if num < IDT_ENTRIES else None
+    if gate is None:
+        return False
+    set_guest_interrupt(g, gate, errcode if num in TRAPS_WITH_ERROR_CODE else None)
+    return True
+
+
+def reflect_or_kill(g: Guest, num: int, errcode: int, detail: int | None = None) -> None:
+    """The end of ``lguest_arch_handle_trap``: reflect, or kill "unhandled trap"."""
+    g.traps += 1
+    if not deliver_trap(g, num, errcode):
+        shown = errcode if detail is None else detail
+        g.kill(f"unhandled trap {num} at {g.cpu.reg(EIP):#x} ({shown:#x})")
+
+
+def maybe_do_interrupt(g: Guest) -> None:
+    """Step 5 of the run loop: inject at most one pending, unmasked interrupt (spec 5.1)."""
+    if g.lguest_data is None or not g.irqs_pending:
+        return
+    blocked = g.read_lguest_u32(LD_BLOCKED_INTERRUPTS)
+    if blocked is None:
+        return
+    candidates = g.irqs_pending & ~blocked & ((1 << LGUEST_IRQS) - 1)
+    if not candidates:
+        return
+    irq = (candidates & -candidates).bit_length() - 1
+    eip = g.cpu.reg(EIP)
+    if g.noirq_start <= eip < g.noirq_end:
+        return
+    if g.halted:
+        if g.write_lguest_u32(LD_IRQ_ENABLED, X86_EFLAGS_IF) is False:
+            g.kill("Re-enabling interrupts")
+        g.halted = False
+    elif not g.read_lguest_u32(LD_IRQ_ENABLED):
+        return
+    gate = g.idt.gates[FIRST_EXTERNAL_VECTOR + irq]
+    if gate is not None:
+        g.clear_irq(irq)
+        g.interrupts_delivered += 1
+        set_guest_interrupt(g, gate, None)
+    write_timestamp(g)
+
+
+def handle_page_fault(g: Guest, cr2: int, errcode: int) -> None:
+    """A #PF the guest's own tables do not allow: cr2 into lguest_data, then reflect."""
+    if g.lguest_data is not None and g.write_lguest_u32(LD_CR2, cr2) is False:
+        g.kill("Writing cr2")
+    reflect_or_kill(g, TRAP_PF, errcode, cr2)

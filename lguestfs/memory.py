@@ -1,0 +1,88 @@
+"""Guest-physical memory: the launcher's shared pages, as the Host sees them.
+
+Where this sits: the launcher maps its guest memory ``MAP_SHARED``; at INITIALIZE the daemon
+(``sharing``) maps the same pages into itself and hands the mapping to a ``GuestMemory``.  From
+then on every access the Host makes on the guest's behalf goes through here: the CRASH text,
+``lguest_data``, GDT/TLS/IDT arguments, page-table walks, the frames pushed when a trap is
+reflected, the instruction bytes of an emulated ``in``/``out``.  Unicorn maps the very same pages
+at guest-physical 0 (``address`` is what ``cpu`` passes to ``uc.mem_map_ptr``), so nothing is
+ever copied.
+
+The bounds rule is the kernel's ``lguest_address_ok()`` (spec 6), quirk included: ``len`` bytes at
+``addr`` are allowed iff ``(addr + len) / 4096 < pfnlimit`` with 32-bit arithmetic and no
+wrap-around, so a range that ends exactly at ``pfnlimit * 4096`` is refused.  A refusal raises
+``GuestAccessError`` whose text is the spec's kill reason; the caller kills the guest with it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import struct
+
+from lguestfs.abi import PAGE_SHIFT, PAGE_SIZE
+
+_U32 = struct.Struct("<I")
+_WORD_MASK = 0xFFFFFFFF
+
+
+class GuestAccessError(Exception):
+    """A Host access outside guest memory; ``str(e)`` is the kill reason of spec 3.3."""
+
+
+class GuestMemory:
+    """Bounds-checked reads and writes of one guest's physical memory."""
+
+    def __init__(self, backing: mmap.mmap, pfnlimit: int) -> None:
+        if len(backing) != pfnlimit * PAGE_SIZE:
+            raise ValueError(
+                f"backing is {len(backing)} bytes, pfnlimit {pfnlimit} needs {pfnlimit * PAGE_SIZE}"
+            )
+        self.pfnlimit = pfnlimit
+        self.size = pfnlimit * PAGE_SIZE
+        self._backing: mmap.mmap | None = backing
+        # The ctypes view pins the buffer export; it is dropped in close() before the unmap.
+        self._anchor: ctypes.Array[ctypes.c_char] | None = (ctypes.c_char * self.size).from_buffer(
+            backing
+        )
+        self.address = ctypes.addressof(self._anchor)
+        self.view = memoryview(backing)
+
+    def ok(self, addr: int, length: int) -> bool:
+        """The kernel's ``lguest_address_ok()``: may the Host touch ``length`` bytes at ``addr``?"""
+        end = (addr + length) & _WORD_MASK
+        return end >> PAGE_SHIFT < self.pfnlimit and end >= addr and addr <= _WORD_MASK
+
+    def check_read(self, addr: int, length: int) -> None:
+        if not self.ok(addr, length):
+            raise GuestAccessError(f"bad read address {addr & _WORD_MASK:#x} len {length}")
+
+    def check_write(self, addr: int, length: int) -> None:
+        if not self.ok(addr, length):
+            raise GuestAccessError(f"bad write address {addr & _WORD_MASK:#x} len {length}")
+
+    def read(self, addr: int, length: int) -> bytes:
+        self.check_read(addr, length)
+        return bytes(self.view[addr : addr + length])
+
+    def write(self, addr: int, data: bytes) -> None:
+        self.check_write(addr, len(data))
+        self.view[addr : addr + len(data)] = data
+
+    def read_u32(self, addr: int) -> int:
+        self.check_read(addr, 4)
+        value: int = _U32.unpack_from(self.view, addr)[0]
+        return value
+
+    def write_u32(self, addr: int, value: int) -> None:
+        self.check_write(addr, 4)
+        _U32.pack_into(self.view, addr, value & _WORD_MASK)
+
+    def close(self) -> None:
+        """Unmap the pages (idempotent).  Unicorn must no longer map them."""
+        if self._backing is None:
+            return
+        self.view.release()
+        self._anchor = None
+        self._backing.close()
+        self._backing = None

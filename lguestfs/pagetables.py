@@ -1,0 +1,315 @@
+"""The guest's page tables, and every rule of spec 6 the Host enforces on them.
+
+Where this sits: the guest runs with paging on from its first instruction, on tables it builds in
+its own memory.  Unicorn (``cpu``) runs in ``UC_TLB_VIRTUAL`` mode, so every TLB miss lands in
+``PageTables.fill`` here: that is our MMU.  A hypercall (``hypercalls``) changes what it maps
+(NEW_PGTABLE, SET_PTE, SET_PMD, FLUSH_TLB); ``guest`` asks us to reflect the faults we refuse.
+
+The design is 2.6.24's shadow paging, kept as data instead of as real page tables:
+
+* A *shadow* is what the Host has agreed to map for one guest page directory: which page
+  directory slots it has looked at (``pdes``) and, per virtual page, the entry it installed
+  (``ptes``: the guest's PTE with Global dropped and RW dropped until the guest's D bit is set).
+  Up to four shadows are cached, evicted at random, exactly like ``lg->pgdirs``.
+* A TLB miss first consults the current shadow, as the hardware would walk the real shadow
+  tables: if the access is allowed there, it is mapped with no Python walk of the guest's tables.
+* Otherwise it is a page fault, handled like ``demand_page()``: walk the guest's tables with every
+  check (PDE flags within 0x67 and pfn < pfnlimit, PTE without PWT/PSE and pfn < pfnlimit, PDE
+  1023 = switcher pages), set Accessed (and Dirty on a write) in the guest's PTE, install the
+  shadow entry and retry.  If the guest's own tables forbid the access, the fault is reflected:
+  the error code has P set when the *shadow* already mapped the page, W for a write, U at CPL 3.
+* Unicorn only tells the TLB callback the page, not the faulting byte.  So a refused access is
+  mapped to an unmapped physical "fault window"; the access then reaches ``unmapped()`` with the
+  exact address, which becomes CR2.  Unicorn's TLB is flushed whenever a shadow entry it may hold
+  is dropped or the fault window was used.
+
+The Host's own page (the GDT) is mapped at 0xFFC00000 read-only for every access, including CPL
+3, since Unicorn reads the GDT with the current privilege when user code loads a segment.  A
+write there, or any fault the guest's PDE 1023 would serve, kills "attempt to access switcher
+pages".
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any, Final
+
+from unicorn import unicorn_const as uc_const
+
+from lguestfs.abi import (
+    PAGE_SHIFT,
+    PDE_ALLOWED_FLAGS,
+    PTE_ACCESSED,
+    PTE_DIRTY,
+    PTE_GLOBAL,
+    PTE_PRESENT,
+    PTE_PSE,
+    PTE_PWT,
+    PTE_RW,
+    PTE_USER,
+    SWITCHER_ADDR,
+    SWITCHER_PDE,
+)
+from lguestfs.memory import GuestAccessError, GuestMemory
+
+SHADOW_CACHE: Final = 4  # lg->pgdirs[4]
+_PTES_PER_PAGE: Final = 1024
+_FLAGS: Final = 0xFFF
+_ERR_PRESENT: Final = 1
+_ERR_WRITE: Final = 2
+_ERR_USER: Final = 4
+_PROT_RX: Final = uc_const.UC_PROT_READ | uc_const.UC_PROT_EXEC
+
+
+class Shadow:
+    """What the Host maps for one guest page directory (one slot of ``lg->pgdirs``)."""
+
+    def __init__(self, gpgdir: int) -> None:
+        self.gpgdir = gpgdir
+        self.pdes: set[int] = set()  # page-directory slots with a shadow page table
+        self.ptes: dict[int, int] = {}  # virtual page number -> shadow PTE
+
+    def forget_pde(self, index: int) -> None:
+        if index in self.pdes:
+            self.pdes.discard(index)
+            first = index * _PTES_PER_PAGE
+            for vpn in [v for v in self.ptes if first <= v < first + _PTES_PER_PAGE]:
+                del self.ptes[vpn]
+
+    def forget_below(self, index: int) -> None:
+        for pde in [p for p in self.pdes if p < index]:
+            self.forget_pde(pde)
+
+
+class PageTables:
+    """The guest's MMU: shadows, the TLB-miss callback, and the page-table hypercalls."""
+
+    def __init__(
+        self,
+        memory: GuestMemory,
+        pgdir: int,
+        *,
+        host_page: int,
+        cpl: Callable[[], int],
+        flush_tlb: Callable[[], None],
+        kill: Callable[[str], None],
+    ) -> None:
+        self._memory = memory
+        self._host_page = host_page
+        self._fault_window = host_page + 0x400000  # never mapped in Unicorn
+        self._cpl = cpl
+        self._flush_tlb = flush_tlb
+        self._kill = kill
+        self.kernel_address = 0  # from lguest_data at LGUEST_INIT
+        self.slots: list[Shadow | None] = [Shadow(pgdir)] + [None] * (SHADOW_CACHE - 1)
+        self.current = self.slots[0]
+        assert self.current is not None
+        self.shadow: Shadow = self.current
+        # The fault a refused access produced: (page vaddr, error code); set by fill().
+        self._refused: tuple[int, int] | None = None
+        self.fault: tuple[int, int] | None = None  # (cr2, error code): guest must see a #PF
+        self.stack: tuple[int, int] = (
+            0,
+            0,
+        )  # (esp1, pages) from SET_STACK, re-pinned on new shadows
+
+    @property
+    def gpgdir(self) -> int:
+        return self.shadow.gpgdir
+
+    # --- the TLB miss: our MMU ----------------------------------------------------------------
+
+    def fill(self, vaddr: int, access: int, entry: Any) -> bool:
+        """Unicorn's ``UC_HOOK_TLB_FILL``: translate the page at ``vaddr`` or arrange a fault."""
+        write = access == uc_const.UC_MEM_WRITE
+        if vaddr >= SWITCHER_ADDR and vaddr < SWITCHER_ADDR + 0x1000 and not write:
+            entry.paddr = self._host_page
+            entry.perms = _PROT_RX
+            return True
+        user = self._cpl() == 3
+        vpn = vaddr >> PAGE_SHIFT
+        spte = self.shadow.ptes.get(vpn)
+        if spte is None or not _allows(spte, write, user):
+            errcode = (
+                (_ERR_PRESENT if spte is not None else 0)
+                | (_ERR_WRITE if write else 0)
+                | (_ERR_USER if user else 0)
+            )
+            if not self.demand_page(vaddr, errcode):
+                self._refused = (vaddr, errcode)
+                entry.paddr = self._fault_window
+                entry.perms = uc_const.UC_PROT_ALL
+                return True
+            spte = self.shadow.ptes[vpn]
+        entry.paddr = spte & ~_FLAGS
+        entry.perms = _PROT_RX | (uc_const.UC_PROT_WRITE if spte & PTE_RW else 0)
+        return True
+
+    def unmapped(self, address: int) -> bool:
+        """A refused access reached the fault window: record CR2 and stop the guest."""
+        self._flush_tlb()
+        if self._refused is not None:
+            page, errcode = self._refused
+            self._refused = None
+            self.fault = (page | (address & _FLAGS), errcode)
+        else:
+            self._kill(f"unexpected access to host physical address {address:#x}")
+        return False
+
+    def demand_page(self, vaddr: int, errcode: int) -> bool:
+        """2.6.24's ``demand_page()``: map ``vaddr`` if the guest allows it; kill on bad tables."""
+        try:
+            gpde = self._memory.read_u32(self.shadow.gpgdir + (vaddr >> 22) * 4)
+            if not gpde & PTE_PRESENT:
+                return False
+            pde_index = vaddr >> 22
+            if pde_index >= SWITCHER_PDE:
+                self._kill("attempt to access switcher pages")
+                return False
+            if pde_index not in self.shadow.pdes:
+                if (
+                    gpde & _FLAGS & ~PDE_ALLOWED_FLAGS
+                    or gpde >> PAGE_SHIFT >= self._memory.pfnlimit
+                ):
+                    self._kill("bad page directory entry")
+                    return False
+                self.shadow.pdes.add(pde_index)
+            gpte_addr = (gpde & ~_FLAGS) + ((vaddr >> PAGE_SHIFT) & (_PTES_PER_PAGE - 1)) * 4
+            gpte = self._memory.read_u32(gpte_addr)
+            if not gpte & PTE_PRESENT:
+                return False
+            if errcode & _ERR_WRITE and not gpte & PTE_RW:
+                return False
+            if errcode & _ERR_USER and not gpte & PTE_USER:
+                return False
+            if not self._check_gpte(gpte):
+                return False
+            gpte |= PTE_ACCESSED | (PTE_DIRTY if errcode & _ERR_WRITE else 0)
+            self.shadow.ptes[vaddr >> PAGE_SHIFT] = _shadow_pte(gpte)
+            self._memory.write_u32(gpte_addr, gpte)
+        except GuestAccessError as e:
+            self._kill(str(e))
+            return False
+        return True
+
+    def _check_gpte(self, gpte: int) -> bool:
+        if gpte & (PTE_PWT | PTE_PSE) or gpte >> PAGE_SHIFT >= self._memory.pfnlimit:
+            self._kill("bad page table entry")
+            return False
+        return True
+
+    def take_fault(self) -> tuple[int, int] | None:
+        fault, self.fault = self.fault, None
+        return fault
+
+    # --- hypercalls (spec 6) ------------------------------------------------------------------
+
+    def new_pgtable(self, gpgdir: int) -> None:
+        """NEW_PGTABLE: switch to a cached shadow, or take a random slot for a fresh one."""
+        for shadow in self.slots:
+            if shadow is not None and shadow.gpgdir == gpgdir:
+                self.shadow = shadow
+                self._flush_tlb()
+                return
+        index = random.randrange(SHADOW_CACHE)
+        shadow = self.slots[index]
+        blank = shadow is None
+        if shadow is None:
+            shadow = Shadow(gpgdir)
+            self.slots[index] = shadow
+        shadow.gpgdir = gpgdir
+        shadow.forget_below(self.kernel_address >> 22)
+        self.shadow = shadow
+        self._flush_tlb()
+        if blank:
+            self.pin_stack_pages()
+
+    def set_pte(self, gpgdir: int, vaddr: int, gpte: int) -> None:
+        """SET_PTE: kernel addresses change every cached shadow, user ones only gpgdir's."""
+        if vaddr >= self.kernel_address:
+            targets = [s for s in self.slots if s is not None]
+        else:
+            targets = [s for s in self.slots if s is not None and s.gpgdir == gpgdir]
+        for shadow in targets:
+            pde_index = vaddr >> 22
+            if pde_index >= SWITCHER_PDE:
+                self._kill("attempt to access switcher pages")
+                pde_index = 0
+            if pde_index not in shadow.pdes:
+                continue
+            vpn = (pde_index << 10) | ((vaddr >> PAGE_SHIFT) & (_PTES_PER_PAGE - 1))
+            if gpte & (PTE_DIRTY | PTE_ACCESSED):
+                self._check_gpte(gpte)
+                shadow.ptes[vpn] = _shadow_pte(gpte)
+            else:
+                shadow.ptes.pop(vpn, None)
+        self._flush_tlb()
+
+    def set_pmd(self, gpgdir: int, index: int) -> None:
+        """SET_PMD: forget one page-directory slot of gpgdir's shadow (1023 and up: ignored)."""
+        if index >= SWITCHER_PDE:
+            return
+        for shadow in self.slots:
+            if shadow is not None and shadow.gpgdir == gpgdir:
+                shadow.forget_pde(index)
+                self._flush_tlb()
+
+    def flush_user(self) -> None:
+        """FLUSH_TLB(0): forget the user part of the current shadow."""
+        self.shadow.forget_below(self.kernel_address >> 22)
+        self._flush_tlb()
+
+    def clear_all(self) -> None:
+        """FLUSH_TLB(non-zero) and LGUEST_INIT: forget every cached shadow's contents."""
+        for shadow in self.slots:
+            if shadow is not None:
+                shadow.forget_below(SWITCHER_PDE)
+        self._flush_tlb()
+        self.pin_stack_pages()
+
+    def pin_stack_pages(self) -> None:
+        """Map the kernel stack writable now, so reflecting a trap can never fault on it."""
+        esp1, pages = self.stack
+        for i in range(pages):
+            vaddr = (esp1 - 1 - i * 4096) & 0xFFFFFFFF
+            spte = self.shadow.ptes.get(vaddr >> PAGE_SHIFT)
+            if spte is not None and spte & PTE_RW:
+                continue
+            if not self.demand_page(vaddr, _ERR_WRITE):
+                self._kill(f"bad stack page {(esp1 - i * 4096) & 0xFFFFFFFF:#x}")
+
+    # --- the Host's own walks (frames, instruction bytes) --------------------------------------
+
+    def guest_pa(self, vaddr: int) -> int | None:
+        """2.6.24's ``guest_pa()``: a plain walk of the guest's tables (no checks, no A/D).
+
+        Not present at either level kills "Bad address"; returns None once the guest is dead.
+        """
+        try:
+            gpde = self._memory.read_u32(self.shadow.gpgdir + (vaddr >> 22) * 4)
+            if gpde & PTE_PRESENT:
+                gpte_addr = (gpde & ~_FLAGS) + ((vaddr >> PAGE_SHIFT) & (_PTES_PER_PAGE - 1)) * 4
+                gpte = self._memory.read_u32(gpte_addr)
+                if gpte & PTE_PRESENT:
+                    return (gpte & ~_FLAGS) | (vaddr & _FLAGS)
+        except GuestAccessError as e:
+            self._kill(str(e))
+            return None
+        self._kill(f"Bad address {vaddr:#x}")
+        return None
+
+
+def _shadow_pte(gpte: int) -> int:
+    spte = gpte & ~PTE_GLOBAL
+    if not gpte & PTE_DIRTY:
+        spte &= ~PTE_RW
+    return spte
+
+
+def _allows(spte: int, write: bool, user: bool) -> bool:
+    return (
+        bool(spte & PTE_PRESENT)
+        and (not write or bool(spte & PTE_RW))
+        and (not user or bool(spte & PTE_USER))
+    )

@@ -1,0 +1,88 @@
+"""Stopping a guest from another thread: break, signal, close, two guests at once (spec 2)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from lguestfs.guest import RunExit
+from tests.test_host_support import Reads, make_guest, needs_as
+
+pytestmark = needs_as
+
+SPIN = "init\n1: jmp 1b\n"
+STORE_SPIN = "init\n1: incl (SCRATCH + PAGE_OFFSET)\n jmp 1b\n"
+
+
+def test_break_stops_a_spinning_guest() -> None:
+    g = make_guest(SPIN)
+    try:
+        reads = Reads(g)
+        result: list[tuple[RunExit, int]] = []
+        done = threading.Event()
+        g.run(lambda k, v: (result.append((k, v)), done.set()))
+        time.sleep(0.05)
+        g.set_break(True)
+        assert done.wait(2)
+        assert result == [(RunExit.BREAK, 0)]
+        assert reads.read() == (RunExit.BREAK, 0)  # the flag stays until released
+        g.set_break(False)
+    finally:
+        g.close()
+
+
+def test_interrupt_ends_the_read_with_signal() -> None:
+    g = make_guest(STORE_SPIN)
+    try:
+        result: list[tuple[RunExit, int]] = []
+        done = threading.Event()
+        g.run(lambda k, v: (result.append((k, v)), done.set()))
+        time.sleep(0.05)
+        g.interrupt()
+        assert done.wait(2)
+        assert result == [(RunExit.SIGNAL, 0)]
+    finally:
+        g.close()
+
+
+def test_signal_pending_at_start_returns_before_running() -> None:
+    g = make_guest("init\n hcall 17, 0x55\n")
+    try:
+        reads = Reads(g)
+        assert reads.read(signal_pending=True) == (RunExit.SIGNAL, 0)
+        assert reads.read() == (RunExit.NOTIFY, 0x55)
+    finally:
+        g.close()
+
+
+def test_close_stops_a_spinning_guest_and_joins_its_thread() -> None:
+    before = threading.active_count()
+    g = make_guest(SPIN)
+    Reads(g).start()
+    time.sleep(0.05)
+    g.close()
+    assert not g._thread.is_alive()
+    assert threading.active_count() <= before + 1  # at most the shared clock thread
+
+
+def test_close_of_a_halted_guest() -> None:
+    g = make_guest("init\n hcall 10\n")
+    Reads(g).start()
+    time.sleep(0.05)
+    g.close()
+    assert not g._thread.is_alive()
+
+
+def test_two_guests_run_at_once() -> None:
+    a, b = make_guest(STORE_SPIN), make_guest(STORE_SPIN)
+    try:
+        da, db = Reads(a).start(), Reads(b).start()
+        time.sleep(0.2)
+        a.set_break(True)
+        b.set_break(True)
+        assert da.wait(2) and db.wait(2)
+        counts = [int.from_bytes(g.memory.read(0x21000, 4), "little") for g in (a, b)]
+        assert all(c > 1000 for c in counts)
+    finally:
+        a.close()
+        b.close()
