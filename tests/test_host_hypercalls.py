@@ -105,10 +105,10 @@ def test_halt_sleeps_until_break_and_stays_halted(guests: list[Guest]) -> None:
     g = make_guest("init\n hcall 10\n hcall 17, 0x77\n")
     guests.append(g)
     reads = Reads(g)
-    done = reads.start()
-    assert not done.wait(0.2)
+    pending = reads.start()
+    assert pending.wait(0.2) is None
     assert g.status().state == "halted"
     g.set_break(True)
-    assert done.wait(5)
+    assert pending.wait(5) == (RunExit.BREAK, 0)
     g.set_break(False)
     assert g.halted

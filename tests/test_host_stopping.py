@@ -18,13 +18,10 @@ def test_break_stops_a_spinning_guest() -> None:
     g = make_guest(SPIN)
     try:
         reads = Reads(g)
-        result: list[tuple[RunExit, int]] = []
-        done = threading.Event()
-        g.run(lambda k, v: (result.append((k, v)), done.set()))
+        pending = reads.start()
         time.sleep(0.05)
         g.set_break(True)
-        assert done.wait(2)
-        assert result == [(RunExit.BREAK, 0)]
+        assert pending.wait(2) == (RunExit.BREAK, 0)
         assert reads.read() == (RunExit.BREAK, 0)  # the flag stays until released
         g.set_break(False)
     finally:
@@ -34,13 +31,10 @@ def test_break_stops_a_spinning_guest() -> None:
 def test_interrupt_ends_the_read_with_signal() -> None:
     g = make_guest(STORE_SPIN)
     try:
-        result: list[tuple[RunExit, int]] = []
-        done = threading.Event()
-        g.run(lambda k, v: (result.append((k, v)), done.set()))
+        pending = Reads(g).start()
         time.sleep(0.05)
         g.interrupt()
-        assert done.wait(2)
-        assert result == [(RunExit.SIGNAL, 0)]
+        assert pending.wait(2) == (RunExit.SIGNAL, 0)
     finally:
         g.close()
 
@@ -80,7 +74,7 @@ def test_two_guests_run_at_once() -> None:
         time.sleep(0.2)
         a.set_break(True)
         b.set_break(True)
-        assert da.wait(2) and db.wait(2)
+        assert da.wait(2) == db.wait(2) == (RunExit.BREAK, 0)
         counts = [int.from_bytes(g.memory.read(0x21000, 4), "little") for g in (a, b)]
         assert all(c > 1000 for c in counts)
     finally:

@@ -128,8 +128,24 @@ class Reads:
             raise AssertionError("the guest did not return from run()")
         return result[0]
 
-    def start(self) -> threading.Event:
-        """Start a read without waiting; the event fires when it returns."""
-        done = threading.Event()
-        self.guest.run(lambda _k, _v: done.set())
-        return done
+    def start(self) -> Pending:
+        """Start a read without waiting for it."""
+        pending = Pending()
+        self.guest.run(pending.on_exit)
+        return pending
+
+
+class Pending:
+    """A read in progress: ``wait`` gives its (kind, value), or None on timeout."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._result: tuple[RunExit, int] | None = None
+
+    def on_exit(self, kind: RunExit, value: int) -> None:
+        self._result = (kind, value)
+        self._done.set()
+
+    def wait(self, timeout: float) -> tuple[RunExit, int] | None:
+        self._done.wait(timeout)
+        return self._result
