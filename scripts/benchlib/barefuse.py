@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tests.support.mount import is_mounted
+
 NODE_NAME = b"node"
 NODE_INODE = 2
 WORD = b"\x00\x10\x00\x04\x00\x00\x00\x00"  # what a 64-bit launcher's notify read returns
@@ -77,12 +79,6 @@ def serve(mountpoint: str) -> None:
         trio.run(pyfuse3.main)
     finally:
         pyfuse3.close(unmount=True)
-
-
-def is_mounted(mountpoint: Path) -> bool:
-    """Whether /proc/mounts lists it (``os.path.ismount`` says False for a dead FUSE mount)."""
-    with open("/proc/mounts") as mounts:
-        return any(line.split()[1] == str(mountpoint) for line in mounts)
 
 
 def unmount(mountpoint: Path) -> None:

@@ -1,9 +1,11 @@
 """The lguestfs daemon a bench run measures: mounted in a temporary directory, always unmounted.
 
 The daemon runs as it would for a user (``python -m lguestfs MOUNTPOINT``, in the foreground, in a
-process of its own), with its log kept in a file beside the mount so that a bench that finds a
-problem can point at what the daemon said.  On the way out it gets SIGTERM (it stops its guests
-and unmounts); if the mount is still there afterwards, a lazy unmount removes it.
+process of its own), not as the tests' ``tests.support.mount`` runs it: that one passes
+``--debug``, and the logging of every request would be measured too.  Its log is kept in a file
+beside the mount, and copied to ``build/`` if it reports an error.  On the way out it gets SIGTERM
+(it stops its guests and unmounts); if the mount is still there afterwards, a lazy unmount
+removes it.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from benchlib.barefuse import is_mounted, unmount
+from benchlib.barefuse import unmount
 from benchlib.report import progress
+from tests.support.mount import is_mounted
 
 MOUNT_TIMEOUT = 15.0
 KEPT_LOG = Path(__file__).resolve().parents[2] / "build" / "bench-daemon.log"

@@ -40,8 +40,12 @@ class Goal:
         return not (self.at_most is not None and subject > self.at_most)
 
     def text(self, unit: str) -> str:
-        bound = f">= {self.at_least:g}" if self.at_least is not None else f"<= {self.at_most:g}"
-        return f"ratio {bound}" if self.on == "ratio" else f"{bound} {unit}".rstrip()
+        if self.on == "ratio":
+            limit = f"{self.at_least:g}" if self.at_least is not None else f"{self.at_most:g}"
+        else:
+            limit = _number(self.at_least if self.at_least is not None else self.at_most, unit)
+        bound = ">=" if self.at_least is not None else "<="
+        return f"ratio {bound} {limit}" if self.on == "ratio" else f"{bound} {limit}"
 
 
 @dataclasses.dataclass
@@ -95,6 +99,8 @@ def _number(value: float | None, unit: str) -> str:
         text = f"{value / 1e6:.3g} M"
     elif magnitude >= 1e4:
         text = f"{value / 1e3:.3g} k"
+    elif magnitude >= 100:
+        text = f"{value:.0f} "
     else:
         text = f"{value:.3g} "
     return (text + unit).strip()
