@@ -38,8 +38,9 @@ from launcher.console import Console, ThreeCtrlC
 from launcher.devices import DeviceTable
 from launcher.errors import GuestBroke, LaunchError
 from launcher.layout import MAX_MEM_MB, MIN_MEM_MB, PreparedGuest, prepare_guest
-from launcher.net import Net
-from launcher.node import WORD_BYTES, default_device, unpack_word, write_break
+from launcher.net import Net, UdpLink
+from launcher.node import NODE_NAME, WORD_BYTES, default_device, unpack_word, write_break
+from launcher.tap import TapLink
 from launcher.waker import Waker
 
 PROGRAM = "lguest-launch"
@@ -98,8 +99,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--tunnet",
-        metavar="IP|bridge:BR",
-        help="2.6.24's tap networking: not available here, use --net=udp:HOST:PORT",
+        metavar="IP|bridge:BRIDGE",
+        dest="tunnet",
+        action=_AddDevice,
+        help="2.6.24's network device: a new tap interface (lguest0, ...) given the IPv4 address "
+        "IP, or added to BRIDGE; needs root and /dev/net/tun",
     )
     parser.add_argument(
         "--initrd", metavar="FILE", type=Path, help="load FILE at the top of guest memory"
@@ -108,7 +112,8 @@ def _parser() -> argparse.ArgumentParser:
         "--device",
         metavar="PATH",
         type=Path,
-        help="the lguest node (default: 'lguest' in the first mounted lguestfs, else /dev/lguest)",
+        help="the lguest node, or an lguestfs mount point (default: 'lguest' in the first "
+        "mounted lguestfs, else /dev/lguest)",
     )
     parser.add_argument(
         "mem", metavar="MEM_MB", help=f"guest memory in megabytes ({MIN_MEM_MB}-{MAX_MEM_MB})"
@@ -167,15 +172,18 @@ def launch(options: argparse.Namespace) -> int:
         raise LaunchError("--tunnet: tap networking is not available here; use --net=udp:HOST:PORT")
     verbose = _say if options.verbose else None
     device = options.device or default_device()
+    if device.is_dir():  # the mount point itself: its node is what was meant
+        device = device / NODE_NAME
     guest = prepare_guest(_memory_size(options.mem), options.guest, options.args, options.initrd)
     table = DeviceTable(guest, verbose=verbose)
     networks = 0
     for kind, value in options.devices:
         if kind == "block":
             Block(table, Path(value))
-        else:
-            Net(table, value, networks)
-            networks += 1
+            continue
+        link = UdpLink(value, networks) if kind == "net" else TapLink(value)
+        Net(table, link, networks)
+        networks += 1
     console = Console(table)  # always last
     fd = _open_node(device)
     try:

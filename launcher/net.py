@@ -1,27 +1,29 @@
-"""The virtio network device, carried over UDP: each Ethernet frame is one datagram (spec 8, 9).
+"""The virtio network device, and the UDP link that carries its frames (spec 8, 9).
 
-2.6.24 connected the guest to a tap device (``--tunnet``).  A tap needs ``/dev/net/tun``, a network
-namespace to be useful, and root to configure; and the other end of it is the host's IP stack,
-which a test cannot easily talk to without more privileges.  A UDP socket needs nothing: frames go
-to a peer address, and datagrams from that peer come back as frames.  The peer can be a test, a
-small bridge process, or another launcher, so two guests can talk to each other::
+The device: two queues, *receive* (the guest offers writable buffers) then *send* (read-only),
+and the MAC field (0x41).  Every chain starts with a buffer of exactly the 10-byte
+``virtio_net_hdr`` (2-byte aligned): on send it is ignored and the used length excludes it; on
+receive we zero its flags and gso_type and the used length is 10 plus the frame.  A send header
+must be 2-byte aligned (spec 8); a receive header need not be.
+
+Where the frames go is a ``Link``.  2.6.24 used a tap device (``--tunnet``, ``launcher.tap``):
+that needs root, ``/dev/net/tun`` and network configuration, and its other end is the host's IP
+stack.  The default here is ``--net=udp:HOST:PORT``: each Ethernet frame is one UDP datagram to a
+peer, and datagrams from that peer come back as frames.  It needs no privilege and no setup, and
+the peer can be a test, a small bridge process, or another launcher, so two guests can talk::
 
     lguest-launch --net=udp:127.0.0.1:7001,local=7000 64 guest.elf   # guest A
     lguest-launch --net=udp:127.0.0.1:7000,local=7001 64 guest.elf   # guest B
 
 The socket is connected to the peer, so the kernel drops datagrams from anyone else.  Without
-``local=`` the launcher binds an ephemeral port (``--verbose`` prints it).
-
-The device: two queues, *receive* (guest offers writable buffers) then *send* (read-only), and
-the MAC field (0x41), ``02:6c:67:PP:PP:NN`` (locally administered; PP = the local port, NN = the
-device number).  Every chain starts with a buffer of exactly the 10-byte ``virtio_net_hdr``
-(2-byte aligned): on send it is ignored and the used length excludes it; on receive we zero its
-flags and gso_type and the used length is 10 plus the frame.
+``local=`` it binds an ephemeral port (``--verbose`` prints it).  The guest's MAC is
+``02:6c:67:PP:PP:NN``: locally administered, PP the local port, NN the device number.
 """
 
 import errno
 import socket
 import struct
+from typing import Protocol
 
 from launcher.devices import DeviceTable
 from launcher.errors import GuestBroke, LaunchError
@@ -65,32 +67,80 @@ def _port(text: str, usage: str) -> int:
     return int(text)
 
 
-class Net:
-    def __init__(self, table: DeviceTable, spec: str, number: int = 0) -> None:
+class Link(Protocol):
+    """Where a network device's frames go and come from."""
+
+    mac: bytes  # the MAC address the guest is given
+    description: str  # for --verbose
+
+    def fileno(self) -> int: ...
+
+    def send(self, frame: bytes) -> int:
+        """Send one frame; bytes sent (0 if the network dropped it)."""
+        ...
+
+    def receive(self, buffers: list[memoryview]) -> int | None:
+        """Read one frame into ``buffers``; its length, or None if there was none after all."""
+        ...
+
+
+class UdpLink:
+    """Frames as UDP datagrams, to and from one peer (``udp:HOST:PORT[,local=[HOST:]PORT]``)."""
+
+    def __init__(self, spec: str, number: int) -> None:
         peer, local = parse_net(spec)
-        self.table = table
         self.socket = _connected_socket(spec, peer, local)
-        self.local = self.socket.getsockname()
-        port = self.local[1]
-        mac = bytes([0x02, 0x6C, 0x67, port >> 8, port & 0xFF, number & 0xFF])
+        host, port = self.socket.getsockname()[:2]
+        self.mac = bytes([0x02, 0x6C, 0x67, port >> 8, port & 0xFF, number & 0xFF])
+        self.port = port
+        self.description = f"UDP {host}:{port} <-> {peer[0]}:{peer[1]}"
+
+    def fileno(self) -> int:
+        return self.socket.fileno()
+
+    def send(self, frame: bytes) -> int:
+        try:
+            return self.socket.send(frame)
+        except OSError as error:
+            if error.errno not in DROPPED_SEND_ERRORS:
+                raise LaunchError(f"net: sending a frame: {error.strerror}") from None
+            return 0
+
+    def receive(self, buffers: list[memoryview]) -> int | None:
+        try:
+            return self.socket.recvmsg_into(buffers, 0, socket.MSG_DONTWAIT)[0]
+        except (BlockingIOError, ConnectionRefusedError):
+            # Nothing after all, or the peer's ICMP "port unreachable" for an earlier frame.
+            return None
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+class Net:
+    def __init__(self, table: DeviceTable, link: Link, number: int = 0) -> None:
+        self.table = table
+        self.link = link
         device = table.add_device(VIRTIO_ID_NET, f"net{number}")
-        fd = self.socket.fileno()
-        # A kick on the receive queue means "here are buffers": watch the socket again.
+        fd = link.fileno()
+        # A kick on the receive queue means "here are buffers": watch the link again.
         self.receive_queue = table.add_queue(device, "receive", on_notify=lambda: table.watch(fd))
         self.send_queue = table.add_queue(device, "send", on_notify=self.send)
-        table.add_field(device, VIRTIO_NET_F_MAC, mac)
+        table.add_field(device, VIRTIO_NET_F_MAC, link.mac)
         table.add_input(fd, self.receive)
-        table.verbose(
-            f"{device.name}: UDP {self.local[0]}:{port} <-> {peer[0]}:{peer[1]}, MAC {mac.hex(':')}"
-        )
+        table.verbose(f"{device.name}: {link.description}, MAC {link.mac.hex(':')}")
 
-    def _header(self, queue: Virtqueue, chain: Chain, buffers: list[Buffer]) -> Buffer:
+    def _header(
+        self, queue: Virtqueue, chain: Chain, buffers: list[Buffer], *, aligned: bool
+    ) -> Buffer:
+        """The chain's first buffer, which must be exactly the virtio_net_hdr.  Spec 8 asks for
+        2-byte alignment on send only (2.6.24 read that header's u16 fields in place)."""
         if not buffers or buffers[0].length != VIRTIO_NET_HDR_BYTES:
             raise GuestBroke(
                 f"guest broke the {queue.name} queue: chain {chain.head} must start with the "
                 f"{VIRTIO_NET_HDR_BYTES}-byte virtio_net_hdr"
             )
-        if buffers[0].address % HEADER_ALIGN:
+        if aligned and buffers[0].address % HEADER_ALIGN:
             raise GuestBroke(
                 f"guest broke the {queue.name} queue: chain {chain.head} has its virtio_net_hdr "
                 f"at {buffers[0].address:#x}, not 2-byte aligned"
@@ -98,7 +148,7 @@ class Net:
         return buffers[0]
 
     def send(self) -> None:
-        """Every frame the guest queued becomes one datagram to the peer."""
+        """Every frame the guest queued goes out on the link."""
         queue = self.send_queue
         sent_any = False
         while (chain := queue.pop()) is not None:
@@ -106,22 +156,16 @@ class Net:
                 raise GuestBroke(
                     f"guest broke the {queue.name} queue: chain {chain.head} has writable buffers"
                 )
-            self._header(queue, chain, chain.readable)
-            frame = gather(self.table.guest.memory, chain.readable[1:])
-            try:
-                sent = self.socket.send(frame)
-            except OSError as error:
-                if error.errno not in DROPPED_SEND_ERRORS:
-                    raise LaunchError(f"{queue.name}: sending a frame: {error.strerror}") from None
-                self.table.verbose(f"{queue.name}: frame of {len(frame)} bytes dropped: {error}")
-                sent = 0
-            queue.push_used(chain.head, sent)
+            self._header(queue, chain, chain.readable, aligned=True)
+            queue.push_used(
+                chain.head, self.link.send(gather(self.table.guest.memory, chain.readable[1:]))
+            )
             sent_any = True
         if sent_any:
             self.table.trigger(queue)
 
     def receive(self) -> bool:
-        """A datagram is waiting: put it in the guest's next receive buffer."""
+        """A frame is waiting on the link: put it in the guest's next receive buffer."""
         queue = self.receive_queue
         chain = queue.pop()
         if chain is None:
@@ -130,14 +174,10 @@ class Net:
             raise GuestBroke(
                 f"guest broke the {queue.name} queue: chain {chain.head} has read-only buffers"
             )
-        header = self._header(queue, chain, chain.writable)
+        header = self._header(queue, chain, chain.writable, aligned=False)
         memory = self.table.guest.memory
-        try:
-            size = self.socket.recvmsg_into(
-                views(memoryview(memory), chain.writable[1:]), 0, socket.MSG_DONTWAIT
-            )[0]
-        except (BlockingIOError, ConnectionRefusedError):
-            # Nothing after all, or the peer's ICMP "port unreachable" for an earlier frame.
+        size = self.link.receive(views(memoryview(memory), chain.writable[1:]))
+        if size is None:
             queue.discard()
             return True
         struct.pack_into("<BB", memory, header.address, 0, 0)  # flags, gso_type: plain frame

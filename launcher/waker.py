@@ -147,7 +147,7 @@ def _parser() -> argparse.ArgumentParser:
         "--mount",
         type=Path,
         metavar="DIR",
-        help="the lguestfs mount point (default: the first lguestfs in /proc/mounts)",
+        help="the lguestfs mount point (default: whichever lguestfs in /proc/mounts has the guest)",
     )
     return parser
 
@@ -161,11 +161,16 @@ def main(argv: list[str] | None = None) -> int:
     if not mounts:
         print("lguest-waker: no lguestfs is mounted (give --mount DIR)", file=sys.stderr)
         return 1
-    path = mounts[0] / "guests" / str(args.pid) / "waker"
+    paths = [mount / "guests" / str(args.pid) / "waker" for mount in mounts]
+    path = next((p for p in paths if p.exists()), None)
+    if path is None:
+        where = " or ".join(str(mount) for mount in mounts)
+        print(f"lguest-waker: no guest with pid {args.pid} under {where}", file=sys.stderr)
+        return 1
     try:
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     except FileNotFoundError:
-        print(f"lguest-waker: no guest with pid {args.pid} under {mounts[0]}", file=sys.stderr)
+        print(f"lguest-waker: the guest of pid {args.pid} has just gone", file=sys.stderr)
         return 1
     except OSError as error:
         print(f"lguest-waker: cannot open {path}: {error.strerror}", file=sys.stderr)

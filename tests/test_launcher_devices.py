@@ -18,7 +18,7 @@ from launcher.console import Console
 from launcher.devices import DeviceTable
 from launcher.errors import GuestBroke, LaunchError
 from launcher.layout import PreparedGuest, prepare_guest
-from launcher.net import Net, parse_net
+from launcher.net import Net, UdpLink, parse_net
 from tests.support.launch import Ring, elf32
 
 MB = 1 << 20
@@ -89,13 +89,14 @@ def test_devices_in_command_line_order_then_console_irqs_from_1(
     disk.write_bytes(bytes(4096))
     table = make_table(guest)
     block = Block(table, disk)
-    net = Net(table, "udp:127.0.0.1:9")
+    link = UdpLink("udp:127.0.0.1:9", 0)
+    net = Net(table, link)
     console = Console(table, stdin=stdin[0])
     assert [d.device_type for d in table.devices] == [2, 1, 3]
     queues = [block.queue, net.receive_queue, net.send_queue, console.input, console.output]
     assert [q.irq for q in queues] == [1, 2, 3, 4, 5]
     assert [q.pfn for q in queues] == [0x4001, 0x4003, 0x4005, 0x4007, 0x4009]
-    net.socket.close()
+    link.close()
 
 
 def test_block_descriptor_has_its_queue_then_capacity_then_seg_max(
@@ -115,12 +116,13 @@ def test_block_descriptor_has_its_queue_then_capacity_then_seg_max(
 
 
 def test_net_descriptor_has_two_queues_then_the_mac(guest: PreparedGuest) -> None:
-    net = Net(make_table(guest), "udp:127.0.0.1:9,local=127.0.0.1:0")
-    port = net.local[1]
+    link = UdpLink("udp:127.0.0.1:9,local=127.0.0.1:0", 0)
+    Net(make_table(guest), link)
+    port = link.port
     page = device_page(guest, 3 + 10 + 10 + 8)
     assert page[:3] == bytes([1, 28, 0])
     assert page[23:31] == bytes([0x41, 6, 0x02, 0x6C, 0x67, port >> 8, port & 0xFF, 0])
-    net.socket.close()
+    link.close()
 
 
 @pytest.mark.parametrize(
