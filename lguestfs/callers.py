@@ -11,7 +11,7 @@ open (see the essay in ``lguestfs.fs``), and this module gathers it there, once:
 * a **pin** on the process: a pidfd and a ``/proc/<pid>`` directory descriptor, both tied to the
   kernel's ``struct pid`` rather than to the number, so that a reused pid can never be mistaken
   for a launcher that has gone (``lguestfs.sharing`` reads the launcher's memory map through it);
-* the opener thread's ``/proc/<pid>/task/<tid>/{status,wchan}``, kept open, so that a request held
+* the opener thread's ``/proc/<pid>/task/<tid>/status``, kept open, so that a request held
   for that thread can see a signal arrive: pyfuse3 drops FUSE_INTERRUPT, and a thread blocked in a
   FUSE read that gets any signal, SIGKILL included, sleeps in state D until the daemon answers.
 
@@ -31,9 +31,6 @@ NATIVE_WORD_BYTES = struct.calcsize("L")
 ELF_MAGIC = b"\x7fELF"
 ELF_CLASS_WORD_BYTES = {1: 4, 2: 8}  # e_ident[EI_CLASS]: ELFCLASS32, ELFCLASS64
 
-# The function a thread sleeps in while the FUSE kernel waits for our answer to its request.
-FUSE_WAIT_CHANNEL = "request_wait_answer"
-
 
 class ThreadState(enum.Enum):
     """What a handle's opener thread is doing, seen in ``/proc`` while we hold its request."""
@@ -41,7 +38,6 @@ class ThreadState(enum.Enum):
     WAITING = "waiting"  # asleep in the FUSE request, no signal: keep holding it
     SIGNALLED = "signalled"  # a signal arrived: the request must end with EINTR
     GONE = "gone"  # the thread no longer exists
-    ELSEWHERE = "elsewhere"  # awake or asleep somewhere else: nobody waits for this request
 
 
 class CallerGoneError(Exception):
@@ -99,12 +95,10 @@ class Caller:
             task = f"task/{tid}/"
             flags = os.O_RDONLY | os.O_CLOEXEC
             self._status = self._keep(os.open(task + "status", flags, dir_fd=self.proc_dir))
-            self._wchan = self._keep(os.open(task + "wchan", flags, dir_fd=self.proc_dir))
         except OSError as error:
             self.close()
             raise CallerGoneError(f"thread {tid} of process {self.pid}: {error}") from error
         self.word_bytes = word_bytes_of(self.proc_dir)
-        self._elsewhere = 0
 
     def _keep(self, fd: int) -> int:
         self._fds.append(fd)
@@ -118,8 +112,7 @@ class Caller:
 
         A signal shows either as state D (the FUSE kernel has moved the request from its
         interruptible sleep to the uninterruptible one, which only our answer ends) or as a pending,
-        unblocked signal that has not yet woken it.  A thread found asleep anywhere but in a FUSE
-        request twice in a row is not waiting for us any more (the connection was aborted).
+        unblocked signal that has not yet woken it.
         """
         try:
             status = os.pread(self._status, 4096, 0).decode("ascii", "replace")
@@ -134,17 +127,7 @@ class Caller:
             return ThreadState.SIGNALLED
         if state in ("Z", "X", ""):
             return ThreadState.GONE
-        if state == "S" and self._wait_channel() not in (FUSE_WAIT_CHANNEL, ""):
-            self._elsewhere += 1
-            return ThreadState.ELSEWHERE if self._elsewhere >= 2 else ThreadState.WAITING
-        self._elsewhere = 0
         return ThreadState.WAITING
-
-    def _wait_channel(self) -> str:
-        try:
-            return os.pread(self._wchan, 256, 0).decode("ascii", "replace").strip()
-        except OSError:
-            return ""
 
     def process_alive(self) -> bool:
         """False once the pinned process has exited, whatever process now holds its number."""

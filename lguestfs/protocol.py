@@ -364,7 +364,7 @@ class DeviceHandle(Handle):
         reason = session.guest.dead_reason
         if reason is None:  # the guest died before its reason could be made (MemoryError)
             fail(errno.ENOMEM, f"{self}: the guest died without a reason")
-        text = reason.encode("latin-1", "replace") + b"\0"
+        text = reason.encode("utf-8", "surrogateescape") + b"\0"  # the guest's own bytes
         return text[:size]
 
     async def release(self) -> None:

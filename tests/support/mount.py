@@ -17,6 +17,7 @@ pytest shows it with the test's output.
 A ``Mount`` is path-like: ``Path(mount) / "lguest"`` and ``mount / "lguest"`` both work.
 """
 
+import itertools
 import os
 import shutil
 import signal
@@ -30,6 +31,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 15.0  # seconds for the daemon to mount (a cold import of pyfuse3/trio/unicorn)
 STOP_TIMEOUT = 10.0
+_daemons = itertools.count(1)  # numbers each daemon's log file
 INTERNAL_ERROR_MARKS = ("Traceback (most recent call last)", " ERROR: ")
 
 
@@ -117,7 +119,7 @@ def _start(path: Path, log_path: Path, extra_args: tuple[str, ...]) -> Mount:
         )
     mount = Mount(path, process, log_path)
     deadline = time.monotonic() + START_TIMEOUT
-    while not (is_mounted(path) and mount.node.exists()):
+    while not (is_mounted(path) and _answers(mount.node)):
         if process.poll() is not None:
             raise RuntimeError(
                 f"lguestfs exited ({process.returncode}) before mounting:\n{mount.log()}"
@@ -129,6 +131,14 @@ def _start(path: Path, log_path: Path, extra_args: tuple[str, ...]) -> Mount:
     return mount
 
 
+def _answers(node: Path) -> bool:
+    try:
+        os.stat(node)
+    except OSError:  # not there yet, or the dead mount a killed daemon left
+        return False
+    return True
+
+
 def _force_unmount(path: Path) -> None:
     if is_mounted(path):
         subprocess.run(["fusermount3", "-u", "-z", str(path)], capture_output=True, check=False)
@@ -137,8 +147,10 @@ def _force_unmount(path: Path) -> None:
 @contextmanager
 def mounted(path: Path, *extra_args: str) -> Iterator[Mount]:
     """Mount lguestfs on ``path`` (created if missing) for the ``with`` block; always clean up."""
-    path.mkdir(parents=True, exist_ok=True)
-    mount = _start(path, path.parent / f"{path.name}.lguestfs.log", extra_args)
+    if not is_mounted(path):  # a dead mount point cannot even be stat()ed
+        path.mkdir(parents=True, exist_ok=True)
+    log_path = path.parent / f"{path.name}.lguestfs-{next(_daemons)}.log"
+    mount = _start(path, log_path, extra_args)
     failed = True
     try:
         yield mount

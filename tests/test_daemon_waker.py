@@ -1,0 +1,117 @@
+"""The waker from another process, and two guests at once: no deadlock, no cross-talk.
+
+On this kernel a waker sharing the launcher's descriptor would deadlock on the f_pos lock, and
+one opening the same inode on the inode lock (``lguestfs.fs``); the waker opens
+``guests/<pid>/waker`` instead.  These tests run the whole 2.6.24 exchange many times over:
+the launcher blocked in read, the waker's BREAK 1 (which blocks), the launcher's EAGAIN, its
+BREAK 0, and the waker's write returning 0.
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.clients import KINDS, Client, GuestImage, guest_image, load_guest
+from tests.support.mount import Mount
+
+ROUNDS = 20
+BLOCKED = 0.2
+
+
+@pytest.fixture(scope="module")
+def halt_image() -> Iterator[GuestImage]:
+    image = guest_image("halt")
+    yield image
+    image.close()
+
+
+@pytest.fixture(scope="module")
+def spin_image() -> Iterator[GuestImage]:
+    image = guest_image("spin")
+    yield image
+    image.close()
+
+
+def start(launcher: Client, mount: Mount, image: GuestImage) -> int:
+    fd = launcher.open(mount.node)
+    load_guest(launcher, fd, image)
+    return fd
+
+
+def break_round(launcher: Client, fd: int, waker: Client, waker_fd: int) -> None:
+    """One 2.6.24 waker exchange, from a launcher blocked in read."""
+    launcher.send(f"read {fd} 8")
+    launcher.no_answer(0.02)
+    waker.send(f"write {waker_fd} 3 1")
+    assert launcher.answer().errno_name == "EAGAIN"
+    waker.no_answer(0.01)  # BREAK 1 blocks until the launcher's BREAK 0
+    assert launcher.write(fd, 3, 0).number == 0
+    assert waker.answer().number == 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("guest", ["halt", "spin"])
+def test_waker_process_breaks_the_guest_again_and_again_without_deadlock(
+    mount: Mount,
+    client_builds: Path,
+    kind: str,
+    guest: str,
+    halt_image: GuestImage,
+    spin_image: GuestImage,
+) -> None:
+    image = halt_image if guest == "halt" else spin_image
+    with (
+        Client.start(kind, client_builds, pass_fds=(image.fd,)) as launcher,
+        Client.start(kind, client_builds) as waker,
+    ):
+        fd = start(launcher, mount, image)
+        waker_fd = waker.open(mount.waker(launcher.pid))
+        for _ in range(ROUNDS):
+            break_round(launcher, fd, waker, waker_fd)
+
+
+def test_two_wakers_both_block_until_one_break_0(
+    mount: Mount, client_builds: Path, halt_image: GuestImage
+) -> None:
+    with (
+        Client.start("c32", client_builds, pass_fds=(halt_image.fd,)) as launcher,
+        Client.start("c32", client_builds) as first,
+        Client.start("py64", client_builds) as second,
+    ):
+        fd = start(launcher, mount, halt_image)
+        wakers = [(waker, waker.open(mount.waker(launcher.pid))) for waker in (first, second)]
+        for waker, waker_fd in wakers:
+            waker.send(f"write {waker_fd} 3 1")
+            waker.no_answer(BLOCKED)
+        assert launcher.read(fd, 8).errno_name == "EAGAIN"
+        assert launcher.write(fd, 3, 0).number == 0
+        assert [waker.answer().number for waker, _ in wakers] == [0, 0]
+
+
+def test_two_guests_run_at_once_and_a_break_reaches_only_its_own(
+    mount: Mount, client_builds: Path, halt_image: GuestImage, spin_image: GuestImage
+) -> None:
+    with (
+        Client.start("c32", client_builds, pass_fds=(halt_image.fd,)) as halted,
+        Client.start("py64", client_builds, pass_fds=(spin_image.fd,)) as spinning,
+        Client.start("c32", client_builds) as waker,
+    ):
+        halted_fd = start(halted, mount, halt_image)
+        spinning_fd = start(spinning, mount, spin_image)
+        assert sorted(p.name for p in mount.guests.iterdir()) == sorted(
+            [str(halted.pid), str(spinning.pid)]
+        )
+        halted.send(f"read {halted_fd} 8")
+        spinning.send(f"read {spinning_fd} 8")
+        halted.no_answer(BLOCKED)
+        spinning.no_answer(0.01)
+        waker_fd = waker.open(mount.waker(spinning.pid))
+        for _ in range(3):
+            waker.send(f"write {waker_fd} 3 1")
+            assert spinning.answer().errno_name == "EAGAIN"
+            assert spinning.write(spinning_fd, 3, 0).number == 0
+            assert waker.answer().number == 0
+            spinning.send(f"read {spinning_fd} 8")
+        halted.no_answer(0.01)  # never disturbed
+        spinning.no_answer(0.01)
