@@ -27,7 +27,7 @@ Some facts about Unicorn 2.1.4 that the code below relies on (measured, see
   stop until the run returns.  ``emu_start`` writes EIP from ``begin``, so we pass the current EIP.
 * **The MMU.**  Unicorn runs in ``UC_TLB_VIRTUAL`` mode: every TLB miss calls ``pagetables``,
   which walks the guest's own tables in Python and enforces spec 6 (see there).  The one page of
-  Host memory, the GDT, sits at the switcher address 0xFFC00000, outside guest-physical memory.
+  Host memory, the GDT, sits at 0xFFFFF000 in the switcher area, outside guest-physical memory.
   ``until`` is an address inside that page: Unicorn invalidates the code at ``until - 1`` when a
   run ends, which needs a translation that always exists.
 """
@@ -49,7 +49,6 @@ from lguestfs.abi import (
     GUEST_DS,
     INITIAL_EFLAGS,
     PAGE_SIZE,
-    SWITCHER_ADDR,
 )
 from lguestfs.memory import GuestMemory
 
@@ -77,8 +76,10 @@ FS: Final = x86.UC_X86_REG_FS
 GS: Final = x86.UC_X86_REG_GS
 CR2: Final = x86.UC_X86_REG_CR2
 
-GDT_VADDR: Final = SWITCHER_ADDR  # where the guest's segments are looked up: the Host's page
-STOP_ADDR: Final = SWITCHER_ADDR + PAGE_SIZE - 1  # emu_start's ``until``: mapped, never guest code
+GDT_VADDR: Final = (
+    0xFFFFF000  # the Host's page, the last of the switcher area: the GDT Unicorn uses
+)
+STOP_ADDR: Final = 0xFFFFFFFF  # emu_start's ``until``: inside the Host's page, never guest code
 _CR0_PG: Final = 0x80000000
 _HF_CPL_MASK: Final = 3
 _MMU_ERRORS: Final = frozenset(

@@ -57,6 +57,7 @@ from lguestfs.segments import Gdt
 log = logging.getLogger(__name__)
 
 KICK_REPEAT: Final = 0.001  # seconds between repeated emu_stop calls until the guest thread sees it
+IRQ_POLL: Final = 0.001  # how soon to look again at an interrupt the guest cannot take yet
 _CR0_TS: Final = 8
 
 
@@ -152,6 +153,7 @@ class Guest:
         self._wakeup = False
         self._stop_requested = False
         self._kick_pending = False
+        self._poll_pending = False
         self._timer_key: int | None = None
         self._on_exit: Callable[[RunExit, int], None] | None = None
         self._cond = threading.Condition()
@@ -340,6 +342,19 @@ class Guest:
         if repeat:
             _clock.call_at(time.monotonic() + KICK_REPEAT, self._kick_again)
 
+    def _poll_later(self) -> None:
+        """Stop the guest again in a moment: 2.6.24 retried a blocked injection at every exit,
+        and the host's own timer ticks made sure exits kept coming; ours is this poll."""
+        if self._poll_pending:
+            return
+        self._poll_pending = True
+
+        def poll() -> None:
+            self._poll_pending = False
+            self._kick()
+
+        _clock.call_at(time.monotonic() + IRQ_POLL, poll)
+
     # --- the guest thread ------------------------------------------------------------------------
 
     def _main(self) -> None:
@@ -377,7 +392,8 @@ class Guest:
                 return RunExit.SIGNAL, 0
             if self.break_out:  # 4.
                 return RunExit.BREAK, 0
-            interrupts.maybe_do_interrupt(self)  # 5.
+            if interrupts.maybe_do_interrupt(self):  # 5.
+                self._poll_later()
             if self.dead_reason is not None:  # 6.
                 break
             if self.halted:  # 7.
@@ -417,7 +433,8 @@ class Guest:
             self.cpu.stop()
             return
         if self.irqs_pending:
-            interrupts.maybe_do_interrupt(self)
+            if interrupts.maybe_do_interrupt(self):
+                self._poll_later()
             if self.dead_reason is not None:
                 self.cpu.stop()
 

@@ -166,32 +166,39 @@ def reflect_or_kill(g: Guest, num: int, errcode: int, detail: int | None = None)
         g.kill(f"unhandled trap {num} at {g.cpu.reg(EIP):#x} ({shown:#x})")
 
 
-def maybe_do_interrupt(g: Guest) -> None:
-    """Step 5 of the run loop: inject at most one pending, unmasked interrupt (spec 5.1)."""
+def maybe_do_interrupt(g: Guest) -> bool:
+    """Step 5 of the run loop: inject at most one pending, unmasked interrupt (spec 5.1).
+
+    Returns True when an unmasked interrupt is pending but could not be delivered now (the
+    noirq window, interrupts disabled, no gate): the caller must look again soon, as 2.6.24
+    did at every guest exit, host timer ticks included.
+    """
     if g.lguest_data is None or not g.irqs_pending:
-        return
+        return False
     blocked = g.read_lguest_u32(LD_BLOCKED_INTERRUPTS)
     if blocked is None:
-        return
+        return False
     candidates = g.irqs_pending & ~blocked & ((1 << LGUEST_IRQS) - 1)
     if not candidates:
-        return
+        return False
     irq = (candidates & -candidates).bit_length() - 1
     eip = g.cpu.reg(EIP)
     if g.noirq_start <= eip < g.noirq_end:
-        return
+        return True
     if g.halted:
         if g.write_lguest_u32(LD_IRQ_ENABLED, X86_EFLAGS_IF) is False:
             g.kill("Re-enabling interrupts")
         g.halted = False
     elif not g.read_lguest_u32(LD_IRQ_ENABLED):
-        return
+        return True
     gate = g.idt.gates[FIRST_EXTERNAL_VECTOR + irq]
+    delivered = gate is not None
     if gate is not None:
         g.clear_irq(irq)
         g.interrupts_delivered += 1
         set_guest_interrupt(g, gate, None)
     write_timestamp(g)
+    return not delivered
 
 
 def handle_page_fault(g: Guest, cr2: int, errcode: int) -> None:

@@ -23,10 +23,15 @@ The design is 2.6.24's shadow paging, kept as data instead of as real page table
   exact address, which becomes CR2.  Unicorn's TLB is flushed whenever a shadow entry it may hold
   is dropped or the fault window was used.
 
-The Host's own page (the GDT) is mapped at 0xFFC00000 read-only for every access, including CPL
-3, since Unicorn reads the GDT with the current privilege when user code loads a segment.  A
-write there, or any fault the guest's PDE 1023 would serve, kills "attempt to access switcher
-pages".
+The top 4 MB (PDE 1023) are the Host's.  A fault there kills "attempt to access switcher
+pages" whatever the guest's own PDE 1023 says (spec 6), as does SET_PTE there.  The one exception
+is the Host's own page at 0xFFFFF000, the GDT Unicorn uses: it is mapped read-only for every
+read, at any CPL, because Unicorn reads descriptors with the privilege of the code that loads a
+segment (a user-mode ``mov %ax,%ds`` reads the GDT "as" CPL 3).  2.6.24 mapped its switcher pages
+into every guest too, readable by the guest kernel; here the guest can read that one page.
+
+SET_PTE of an entry with Accessed or Dirty set is checked at once against every table it
+targets, even one whose page-directory slot has no shadow yet (spec 6).
 """
 
 from __future__ import annotations
@@ -48,9 +53,9 @@ from lguestfs.abi import (
     PTE_PWT,
     PTE_RW,
     PTE_USER,
-    SWITCHER_ADDR,
     SWITCHER_PDE,
 )
+from lguestfs.cpu import GDT_VADDR
 from lguestfs.memory import GuestAccessError, GuestMemory
 
 SHADOW_CACHE: Final = 4  # lg->pgdirs[4]
@@ -123,7 +128,7 @@ class PageTables:
     def fill(self, vaddr: int, access: int, entry: Any) -> bool:
         """Unicorn's ``UC_HOOK_TLB_FILL``: translate the page at ``vaddr`` or arrange a fault."""
         write = access == uc_const.UC_MEM_WRITE
-        if vaddr >= SWITCHER_ADDR and vaddr < SWITCHER_ADDR + 0x1000 and not write:
+        if vaddr == GDT_VADDR and not write:
             entry.paddr = self._host_page
             entry.perms = _PROT_RX
             return True
@@ -159,13 +164,13 @@ class PageTables:
 
     def demand_page(self, vaddr: int, errcode: int) -> bool:
         """2.6.24's ``demand_page()``: map ``vaddr`` if the guest allows it; kill on bad tables."""
+        pde_index = vaddr >> 22
+        if pde_index >= SWITCHER_PDE:
+            self._kill("attempt to access switcher pages")
+            return False
         try:
-            gpde = self._memory.read_u32(self.shadow.gpgdir + (vaddr >> 22) * 4)
+            gpde = self._memory.read_u32(self.shadow.gpgdir + pde_index * 4)
             if not gpde & PTE_PRESENT:
-                return False
-            pde_index = vaddr >> 22
-            if pde_index >= SWITCHER_PDE:
-                self._kill("attempt to access switcher pages")
                 return False
             if pde_index not in self.shadow.pdes:
                 if (
@@ -236,11 +241,13 @@ class PageTables:
             if pde_index >= SWITCHER_PDE:
                 self._kill("attempt to access switcher pages")
                 pde_index = 0
+            young = bool(gpte & (PTE_DIRTY | PTE_ACCESSED))
+            if young and not self._check_gpte(gpte):
+                continue
             if pde_index not in shadow.pdes:
                 continue
             vpn = (pde_index << 10) | ((vaddr >> PAGE_SHIFT) & (_PTES_PER_PAGE - 1))
-            if gpte & (PTE_DIRTY | PTE_ACCESSED):
-                self._check_gpte(gpte)
+            if young:
                 shadow.ptes[vpn] = _shadow_pte(gpte)
             else:
                 shadow.ptes.pop(vpn, None)
