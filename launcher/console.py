@@ -43,7 +43,8 @@ class Console:
         # A kick on the input queue means "here are buffers": watch stdin again.
         self.input = table.add_queue(device, "input", on_notify=lambda: table.watch(stdin))
         self.output = table.add_queue(device, "output", on_notify=self.write_output)
-        table.add_input(stdin, self.read_input)
+        if _is_open(stdin):  # a launcher started with stdin closed simply has no console input
+            table.add_input(stdin, self.read_input)
         self.ctrl_c_times: list[float] = []
         self.saved_terminal: list[Any] | None = None
 
@@ -123,3 +124,11 @@ class Console:
         self.ctrl_c_times = [t for t in self.ctrl_c_times if now - t <= CTRL_C_WINDOW] + [now]
         if len(self.ctrl_c_times) >= CTRL_C_TIMES:
             raise ThreeCtrlC()
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True

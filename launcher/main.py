@@ -165,6 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 128 + signal.SIGINT
+    except OSError as error:  # anything the checks above did not foresee: still one line
+        _say(f"{error.strerror or error}{f': {error.filename}' if error.filename else ''}")
+        return 1
 
 
 def launch(options: argparse.Namespace) -> int:

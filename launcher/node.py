@@ -57,9 +57,23 @@ def mounted_lguestfs() -> list[Path]:
 
 
 def default_device() -> Path:
-    """The node of the first mounted lguestfs, else the 2.6.24 character device."""
-    mounts = mounted_lguestfs()
-    return mounts[0] / NODE_NAME if mounts else REAL_DEVICE
+    """The node of the first mounted lguestfs that answers, else the 2.6.24 character device.
+
+    A mount whose daemon died stays in /proc/mounts ("Transport endpoint is not connected"):
+    it is passed over."""
+    for mount in mounted_lguestfs():
+        if reachable(mount / NODE_NAME):
+            return mount / NODE_NAME
+    return REAL_DEVICE
+
+
+def reachable(path: Path) -> bool:
+    """Like ``Path.exists``, but a dead mount (ENOTCONN) just means "not there"."""
+    try:
+        os.stat(path)
+    except OSError:
+        return False
+    return True
 
 
 def waker_path(device: Path, pid: int) -> Path | None:

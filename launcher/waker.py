@@ -33,7 +33,8 @@ import sys
 import time
 from pathlib import Path
 
-from launcher.node import mounted_lguestfs, waker_path, write_break
+from launcher.errors import LaunchError
+from launcher.node import mounted_lguestfs, reachable, waker_path, write_break
 
 PIPE_MESSAGE = struct.Struct("@i")
 PR_SET_PDEATHSIG = 1
@@ -62,7 +63,12 @@ class Waker:
     def watch(self, fd: int, on: bool) -> None:
         """Start (``on``) or stop watching ``fd``: a ``WatchListener`` for the device table."""
         if self.pipe >= 0:
-            os.write(self.pipe, PIPE_MESSAGE.pack(fd if on else -fd - 1))
+            try:
+                os.write(self.pipe, PIPE_MESSAGE.pack(fd if on else -fd - 1))
+            except BrokenPipeError:
+                raise LaunchError(
+                    "the waker has exited: input can no longer reach the guest"
+                ) from None
 
     def stop(self) -> None:
         """End the waker and reap it.  It may sit in a BREAK that nobody will release (the guest
@@ -162,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         print("lguest-waker: no lguestfs is mounted (give --mount DIR)", file=sys.stderr)
         return 1
     paths = [mount / "guests" / str(args.pid) / "waker" for mount in mounts]
-    path = next((p for p in paths if p.exists()), None)
+    path = next((p for p in paths if reachable(p)), None)
     if path is None:
         where = " or ".join(str(mount) for mount in mounts)
         print(f"lguest-waker: no guest with pid {args.pid} under {where}", file=sys.stderr)
