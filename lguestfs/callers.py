@@ -19,7 +19,6 @@ Path: launcher -> node (``fs``) -> **caller** -> handle (``protocol``) -> guest.
 """
 
 import enum
-import errno
 import logging
 import os
 import select
@@ -116,10 +115,8 @@ class Caller:
         """
         try:
             status = os.pread(self._status, 4096, 0).decode("ascii", "replace")
-        except OSError as error:
-            if error.errno in (errno.ESRCH, errno.ENOENT):
-                return ThreadState.GONE
-            raise
+        except OSError:  # ESRCH: the thread has gone (it cannot be another with its tid)
+            return ThreadState.GONE
         state = _field(status, "State:")[:1]
         pending = _mask(status, "SigPnd:") | _mask(status, "ShdPnd:")
         blocked = _mask(status, "SigBlk:")

@@ -17,8 +17,8 @@ that a misbehaving launcher can provoke is logged with its reason.
 
 Reads and BREAK 1 writes block without holding the trio thread: the guest runs on its own thread
 (``lguestfs.guest``) and reports back through ``on_exit``, which hops onto trio with
-``run_sync_soon``; meanwhile the held request wakes every ``POLL_INTERVAL`` to look for a signal
-to its caller and for the handle being closed.
+``run_sync_soon``; meanwhile one :class:`Watcher` task looks at every held request's caller each
+``POLL_INTERVAL`` for a signal, and wakes requests whose guest was released.
 
 Path: launcher -> node (``fs``) -> **handle** -> guest (``guest``) -> CPU -> hypercall -> back.
 """
@@ -50,7 +50,7 @@ from lguestfs.memory import GuestMemory
 
 log = logging.getLogger(__name__)
 
-POLL_INTERVAL = 0.01  # seconds between looks at a held request's caller (signals, closing)
+POLL_INTERVAL = 0.01  # seconds between looks at held requests' callers (signals, closing)
 WORD_FORMATS = {4: "<I", 8: "<Q"}
 
 
@@ -96,6 +96,59 @@ class Counters:
     signals: int = 0  # reads ended by a signal (EINTR)
 
 
+@dataclass(eq=False)
+class Held:
+    """A request we are holding (a read, a BREAK 1): whose it is, and how to end it early."""
+
+    caller: Caller
+    session: "Session"
+    on_signal: Callable[[], None]  # a read interrupts the guest; a breaker just wakes up
+    wake: trio.Event  # set to make the holder look again (closing)
+    signalled: bool = False
+
+    def look(self) -> None:
+        if self.session.closed_errno:
+            self.wake.set()
+        elif not self.signalled and self.caller.thread_state() is not ThreadState.WAITING:
+            self.signalled = True
+            self.on_signal()
+
+
+class Watcher:
+    """One task looks at every held request's caller each ``POLL_INTERVAL``.
+
+    Held requests must notice signals (FUSE_INTERRUPT never comes) and a release under them.
+    Doing it here, rather than with a timeout in each request, keeps the read path free of
+    cancel scopes: a notify round trip pays one ``set.add`` and one ``set.discard``.
+    """
+
+    def __init__(self) -> None:
+        self._held: set[Held] = set()
+        self._idle: trio.Event | None = None
+        self._running = False
+
+    def hold(self, held: Held) -> None:
+        self._held.add(held)
+        if not self._running:
+            self._running = True
+            trio.lowlevel.spawn_system_task(self._watch, name="lguestfs-watcher")
+        elif self._idle is not None:
+            self._idle.set()
+
+    def release(self, held: Held) -> None:
+        self._held.discard(held)
+
+    async def _watch(self) -> None:
+        while True:
+            if not self._held:
+                self._idle = trio.Event()
+                await self._idle.wait()
+                self._idle = None
+            await trio.sleep(POLL_INTERVAL)
+            for held in list(self._held):
+                held.look()
+
+
 @dataclass
 class Session:
     """One initialised guest: what INITIALIZE creates and the owner's release destroys."""
@@ -104,13 +157,14 @@ class Session:
     owner: Caller
     base: int
     pfnlimit: int
+    watcher: Watcher
     name: str = ""  # the directory under guests/, set by the Registry
     counters: Counters = field(default_factory=Counters)
     died: bool = False  # a read reported the guest's death (ENOENT)
     closed_errno: int = 0  # nonzero once released or shut down: what held requests answer
     break_on: bool = False
     running: bool = False
-    _break_cleared: trio.Event = field(default_factory=trio.Event)
+    _breakers: set[trio.Event] = field(default_factory=set)  # one per blocked BREAK 1 writer
     _exit: tuple[RunExit, int] | None = None
     _exit_arrived: trio.Event = field(default_factory=trio.Event)
     _token: trio.lowlevel.TrioToken = field(default_factory=trio.lowlevel.current_trio_token)
@@ -129,25 +183,28 @@ class Session:
     def clear_break(self) -> None:
         self.guest.set_break(False)
         self.break_on = False
-        self._release_breakers()
+        self._wake_breakers()
 
-    def _release_breakers(self) -> None:
-        self._break_cleared.set()
-        self._break_cleared = trio.Event()
+    def _wake_breakers(self) -> None:
+        for woken in self._breakers:
+            woken.set()
+        self._breakers.clear()
 
     async def wait_break_cleared(self, breaker: Caller) -> None:
         """Block a BREAK 1 writer until someone writes BREAK 0; a signal ends it with EINTR."""
         while self.break_on:
-            cleared = self._break_cleared
-            with trio.move_on_after(POLL_INTERVAL):
-                await cleared.wait()
+            woken = trio.Event()
+            held = Held(breaker, self, woken.set, woken)
+            self._breakers.add(woken)
+            self.watcher.hold(held)
+            try:
+                await woken.wait()
+            finally:
+                self.watcher.release(held)
+                self._breakers.discard(woken)
             self._check_open()
-            if self.break_on and breaker.thread_state() is not ThreadState.WAITING:
-                fail(
-                    errno.EINTR,
-                    f"{self.name}: BREAK writer {breaker} signalled; flag stays set",
-                    logging.DEBUG,
-                )
+            if held.signalled and self.break_on:
+                fail(errno.EINTR, f"{self.name}: BREAK by {breaker} signalled", logging.DEBUG)
 
     # --- Running the guest (spec 1.3 step 5, spec 2) ---------------------------------------
 
@@ -161,25 +218,24 @@ class Session:
         self._exit_arrived.set()
 
     async def run(self, reader: Caller) -> tuple[RunExit, int]:
-        """Run the guest for one read; held until it exits, polling the reader for signals."""
+        """Run the guest for one read; held until it exits.
+
+        A signal to the reader makes the watcher interrupt the guest, so the run ends with
+        SIGNAL (unless a notify or the death got there first, as in the kernel's loop).
+        """
         self._exit = None
         arrived = self._exit_arrived = trio.Event()
+        held = Held(reader, self, self.guest.interrupt, arrived)
         self.running = True
+        self.watcher.hold(held)
         try:
             self.guest.run(self._on_exit)
-            interrupted = False
             while self._exit is None:
-                with trio.move_on_after(POLL_INTERVAL):
-                    await arrived.wait()
-                if self._exit is not None:
-                    break
-                self._check_open()
-                if not interrupted and reader.thread_state() is not ThreadState.WAITING:
-                    # The run ends with SIGNAL (unless a notify or death got there first).
-                    self.guest.interrupt()
-                    interrupted = True
+                await arrived.wait()
+                self._check_open()  # only a release sets ``arrived`` without an exit
             return self._exit
         finally:
+            self.watcher.release(held)
             self.running = False
 
     def _check_open(self) -> None:
@@ -192,7 +248,8 @@ class Session:
         """Mark released: held requests answer ``code`` at their next look.  Idempotent."""
         if not self.closed_errno:
             self.closed_errno = code
-            self._release_breakers()
+            self._wake_breakers()
+            self._exit_arrived.set()
 
 
 class Registry:
@@ -203,6 +260,7 @@ class Registry:
 
     def __init__(self) -> None:
         self.sessions: dict[str, Session] = {}
+        self.watcher = Watcher()
 
     def add(self, session: Session) -> None:
         name = str(session.owner.pid)
@@ -320,7 +378,7 @@ class DeviceHandle(Handle):
             )
         except MemoryError as error:
             fail(errno.ENOMEM, f"{self}: INITIALIZE: {error}", logging.WARNING)
-        self.session = Session(guest, caller, base, pfnlimit)
+        self.session = Session(guest, caller, base, pfnlimit, self.registry.watcher)
         self.is_owner = True
         self.registry.add(self.session)
         log.info(

@@ -29,6 +29,9 @@ class ReasonlessGuest:
     def run(self, on_exit: Callable[[RunExit, int], None], *, signal_pending: bool = False) -> None:
         threading.Thread(target=on_exit, args=(RunExit.DIED, 0)).start()
 
+    def interrupt(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 

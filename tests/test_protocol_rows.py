@@ -7,6 +7,7 @@ guest's ``guests/<pid>/waker`` (on this kernel a waker cannot share the owner's 
 Rows that need a guest to run use the one-behaviour guests of ``tests/guests``.
 """
 
+import mmap
 import signal
 import struct
 from collections.abc import Iterator
@@ -293,6 +294,28 @@ def test_guest_notify_returns_one_word_with_the_address(
         assert seen[1] == expected
         assert expected[:4] == bytes.fromhex("00100004")
         assert all(len(word) == owner.word_bytes for word in seen)
+
+
+def test_guest_notify_0_is_dropped_and_the_guest_keeps_running(
+    mount: Mount, kind: str, client_builds: Path
+) -> None:
+    image = guest_image("notify_zero")  # row 19: NOTIFY(0), then prints PASS and powers off
+    try:
+        with (
+            Client.start(kind, client_builds, pass_fds=(image.fd,)) as owner,
+            mmap.mmap(image.fd, image.pages * mmap.PAGESIZE, mmap.MAP_SHARED) as memory,
+        ):
+            fd = run_guest(owner, mount, image)
+            printed = b""
+            while (answer := owner.read(fd, 64)).ok:
+                address = int.from_bytes(answer.data, "little")
+                assert address != 0
+                printed += memory[address : memory.find(b"\0", address)]
+            assert answer.errno_name == "ENOENT"
+            assert b"PASS notify_zero" in printed and b"LEAKED" not in printed
+            assert owner.read(fd, 1024).data == b"CRASH: Power down\0"
+    finally:
+        image.close()
 
 
 def test_read_during_which_the_guest_dies_is_enoent(
