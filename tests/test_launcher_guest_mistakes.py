@@ -1,4 +1,4 @@
-"""What lguest-launch does with a guest's notifications and mistakes, through a real mount.
+"""What lguest-launch does with what a guest tells it (and its mistakes), through a real mount.
 
 The guests are a few i386 instructions in a hand-made ELF (``tests.support.launch.elf32``, code
 builders from ``tests.support.handguest``): LGUEST_INIT, then exactly the NOTIFY or ring write
@@ -97,3 +97,19 @@ def test_a_malformed_ring_stops_the_launcher_naming_the_rule(mount: Mount, tmp_p
         "lguest-launch: guest broke the console output queue: avail.idx moved from 0 to 200, "
         "more than the 128 entries the ring holds\n"
     )
+
+
+def test_initrd_is_where_the_zero_page_says(mount: Mount, tmp_path: Path) -> None:
+    # mov ramdisk_image (zero page 0x218), %edx; then NOTIFY it: the initrd's text is printed.
+    notify_initrd = (
+        b"\x8b\x15" + struct.pack("<I", abi.BOOT_RAMDISK_IMAGE)
+        + b"\xb8" + struct.pack("<I", abi.LHCALL_NOTIFY)
+        + bytes([0xCD, abi.LGUEST_TRAP_ENTRY])
+    )  # fmt: skip
+    initrd = tmp_path / "initrd"
+    initrd.write_bytes(b"the initrd says hello\n\0")
+    code = notify_initrd + hypercall(abi.LHCALL_CRASH, TEXT)
+    kernel = guest(tmp_path, code, b"Power down".ljust(128, b"\0"))
+    result = run_launcher(mount, MEM_MB, kernel, options=[f"--initrd={initrd}"])
+    assert result.output == "the initrd says hello\n"
+    assert result.returncode == 0
