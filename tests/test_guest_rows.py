@@ -75,7 +75,10 @@ ROWS = [
     Row("44", "halt_timer"),
     Row("19", "notify_zero"),
     # Hypercalls (spec 3, 3.2)
+    Row("3", "bad_hypercall_negative", "Bad hypercall -1\n"),
     Row("3", "set_stack_unmapped", pattern=r"bad stack page 0x[0-9a-f]+"),
+    Row("3", "timer_cancel"),
+    Row("3.1", "lguest_data_init"),
     Row("3", "ts_nm"),
     Row("3.2", "async_notify_stop"),
     Row("3.2", "async_batch"),
@@ -87,6 +90,8 @@ ROWS = [
     # Traps (spec 5.2-5.4)
     Row("5.2", "port_io_forms"),
     Row("5.2", "pf_reflect"),
+    Row("5.2", "user_page_fault"),
+    Row("5.2", "user_port_io"),
     Row("5.2", "pf_unhandled", pattern=r"unhandled trap 14 at 0x[0-9a-f]+ \(0x80000010\)"),
     Row("5.2", "gp_unhandled", pattern=r"unhandled trap 13 at 0x[0-9a-f]+ \(0x0\)"),
     Row("5.2", "divide_error"),

@@ -1,0 +1,46 @@
+/* timer_cancel (spec 3 SET_CLOCKEVENT): 0 cancels an armed timer: no interrupt comes, however
+ * long the guest runs with the timer unmasked and interrupts on.  "Long" is measured with the
+ * TSC, calibrated first against the timer itself (20 ms asleep in HALT). */
+#define GUEST "timer_cancel"
+#include "check.h"
+
+#define PERIOD_NS (20 * 1000 * 1000)
+static volatile uint32_t ticks;
+
+static void timer(struct trap_frame *frame)
+{
+	(void)frame;
+	ticks++;
+}
+
+static inline uint64_t rdtsc(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
+	return (uint64_t)hi << 32 | lo;
+}
+
+int main(void)
+{
+	set_trap_handler(FIRST_EXTERNAL_VECTOR + TIMER_IRQ, timer, IDT_TYPE_INTERRUPT_GATE, 1);
+	irq_unmask(TIMER_IRQ);
+	irq_enable();
+
+	uint64_t start = rdtsc();
+	lguest_set_timer(PERIOD_NS);
+	lguest_halt();
+	uint64_t period = rdtsc() - start;
+	CHECK(ticks == 1, "%u timer interrupts calibrating, want 1", ticks);
+	CHECK(period > 0, "the TSC does not advance");
+
+	lguest_set_timer(PERIOD_NS);
+	lguest_set_timer(0);
+	for (start = rdtsc(); rdtsc() - start < 3 * period;) {
+		spin_iterations(10000);
+		hcall(LHCALL_FLUSH_ASYNC, 0, 0, 0);
+	}
+	CHECK(ticks == 1, "a timer interrupt came after the timer was cancelled");
+	pass();
+	return 0;
+}
