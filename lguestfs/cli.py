@@ -46,14 +46,19 @@ def fuse_mounts() -> dict[str, str]:
     return found
 
 
-def recover_dead_mount(path: str) -> None:
-    """Lazily unmount what a crashed daemon left at ``path``, so that we can mount again."""
-    log.warning("%s: transport endpoint is not connected (a daemon died): unmounting it", path)
+def lazy_unmount(path: str) -> None:
+    """Detach the FUSE mount at ``path`` now, even while descriptors on it are still open."""
     result = subprocess.run(
         ["fusermount3", "-u", "-z", path], capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
-        raise MountError(f"cannot recover dead mount point {path}: {result.stderr.strip()}")
+        raise MountError(f"cannot unmount {path}: {result.stderr.strip()}")
+
+
+def recover_dead_mount(path: str) -> None:
+    """Unmount what a crashed daemon left at ``path``, so that we can mount again."""
+    log.warning("%s: transport endpoint is not connected (a daemon died): unmounting it", path)
+    lazy_unmount(path)
 
 
 def check_mountpoint(path: str) -> str:
@@ -167,5 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         trio.run(serve, fs, mountpoint)
     finally:
         pyfuse3.close(unmount=True)
+        if mountpoint in fuse_mounts():  # libfuse does not unmount an aborted connection
+            lazy_unmount(mountpoint)
     log.info("unmounted %s", mountpoint)
     return 0

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from lguestfs.abi import PAGE_SIZE
 from lguestfs.protocol import Session
 
+SHOWN_ABOVE = frozenset({"state", "reason", "pfnlimit", "memory_bytes", "memory_size"})
+
 
 def _line(name: str, value: object) -> list[str]:
     label = name.replace("_", " ")
@@ -47,6 +49,6 @@ def render(session: Session) -> str:
         lines += _line(name, value)
     if dataclasses.is_dataclass(guest) and not isinstance(guest, type):
         for item in dataclasses.fields(guest):
-            if item.name not in ("state", "reason"):
+            if item.name not in SHOWN_ABOVE:
                 lines += _line(item.name, getattr(guest, item.name))
     return "\n".join(lines) + "\n"

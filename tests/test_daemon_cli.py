@@ -88,6 +88,27 @@ def test_signal_unmounts_cleanly_with_a_launcher_blocked_in_read(
         image.close()
 
 
+def test_forced_unmount_aborts_blocked_reads_and_ends_the_daemon(
+    tmp_path: Path, client_builds: Path
+) -> None:
+    image = guest_image("halt")
+    try:
+        with (
+            mounted(tmp_path / "mnt") as mount,
+            Client.start("c32", client_builds, pass_fds=(image.fd,)) as launcher,
+        ):
+            fd = launcher.open(mount.node)
+            load_guest(launcher, fd, image)
+            launcher.send(f"read {fd} 8")
+            launcher.no_answer(0.2)
+            subprocess.run(["umount", "-f", str(mount.path)], capture_output=True, check=False)
+            assert launcher.answer().errno_name == "ECONNABORTED"
+            assert mount.process.wait(RUN_TIMEOUT) == 0
+            assert not is_mounted(mount.path)
+    finally:
+        image.close()
+
+
 def test_unmount_from_outside_ends_the_daemon(tmp_path: Path) -> None:
     with mounted(tmp_path / "mnt") as mount:
         subprocess.run(["fusermount3", "-u", str(mount.path)], check=True)
