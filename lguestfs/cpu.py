@@ -217,6 +217,7 @@ class Cpu:
     # --- registers, through the C library directly (the binding's reg_read costs 2 µs) -----------
 
     def reg(self, reg_id: int) -> int:
+        self._value.value = 0  # a 16-bit register (CS, SS...) only fills the low bytes
         _uclib.uc_reg_read(self._uch, reg_id, self._value_ref)
         return self._value.value & 0xFFFFFFFF
 

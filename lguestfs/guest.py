@@ -154,6 +154,7 @@ class Guest:
         self._stop_requested = False
         self._kick_pending = False
         self._poll_pending = False
+        self._user_io_at: int | None = None  # EIP of a user-mode in/out that must #GP
         self._timer_key: int | None = None
         self._on_exit: Callable[[RunExit, int], None] | None = None
         self._cond = threading.Condition()
@@ -382,7 +383,9 @@ class Guest:
         """2.6.24's ``run_guest()``: one read's worth."""
         while self.dead_reason is None:
             self._stop_requested = False
-            if self.pending_hcall is not None:  # 1. a hypercall kept pending by an async notify
+            # 1. A hypercall the async ring's notify kept pending.  The hook already ran this
+            # step for the call that trapped, so it only applies once that notify is out.
+            if self.pending_hcall is not None and not self.pending_notify:
                 args, self.pending_hcall = self.pending_hcall, None
                 do_hypercalls(self, args)
             if self.pending_notify:  # 2.
@@ -409,7 +412,12 @@ class Guest:
 
     def _run_once(self) -> None:
         """Run the CPU until something needs the loop, then handle what stopped it."""
-        if self.cpu.run() is RunEnd.MMU:
+        end = self.cpu.run()
+        if self._user_io_at is not None:
+            self.cpu.set_reg(EIP, self._user_io_at)
+            self._user_io_at = None
+            interrupts.reflect_or_kill(self, TRAP_GP, 0)
+        elif end is RunEnd.MMU:
             fault = self.pagetables.take_fault()
             if fault is not None and self.dead_reason is None:
                 self.page_faults += 1
@@ -440,13 +448,18 @@ class Guest:
 
     def _on_interrupt(self, _uc: object, intno: int, _data: object) -> None:
         cpu = self.cpu
+        if self._user_io_at is not None:
+            self._after_user_port_io()
+            return
         if intno >= 32 or intno == LGUEST_TRAP_ENTRY:
             # Only an ``int`` instruction raises these; EIP is already past it.
             if cpu.cpl() > self.idt.int_gate_dpl(intno):
                 cpu.set_reg(EIP, cpu.reg(EIP) - 2)
                 interrupts.reflect_or_kill(self, TRAP_GP, intno * 8 + 2)
             elif intno == LGUEST_TRAP_ENTRY:
-                do_hypercalls(self, (cpu.reg(EAX), cpu.reg(EDX), cpu.reg(EBX), cpu.reg(ECX)))
+                call = cpu.reg(EAX)
+                self.count_hypercall(call)
+                do_hypercalls(self, (call, cpu.reg(EDX), cpu.reg(EBX), cpu.reg(ECX)))
             else:
                 interrupts.reflect_or_kill(self, intno, 0)
             self._after_exit()
@@ -473,19 +486,28 @@ class Guest:
         return None if pa is None else self.memory.view[pa]
 
     def _on_invalid_instruction(self, _uc: object, _data: object) -> bool:
+        if self._user_io_at is not None:
+            self._after_user_port_io()
+            return True
         interrupts.reflect_or_kill(self, TRAP_UD, 0)
         self._after_exit()
         return True
 
-    def _on_in(self, _uc: object, port: int, size: int, _data: object) -> int:
-        """``in`` at CPL 1: 2.6.24 emulates it on the #GP; Unicorn does not fault, so here."""
+    def _on_in(self, _uc: object, _port: int, size: int, _data: object) -> int:
+        """``in``: Unicorn never faults port I/O, so the #GP path of 2.6.24 starts here.
+
+        At CPL 1 it is emulated as 2.6.24 does: all ones into EAX, EIP past the instruction
+        (Unicorn moves EIP).  At CPL 3 2.6.24 reflects the #GP; see ``_user_port_io``.
+        """
         cpu = self.cpu
-        eip = cpu.reg(EIP)
+        eip, eax = cpu.reg(EIP), cpu.reg(EAX)
+        if cpu.cpl() == 3:
+            self._user_port_io(eip)
+            return eax & ((1 << (8 * size)) - 1)
         pa = self.pagetables.guest_pa(eip)
         prefix = pa is not None and self.memory.view[pa] == 0x66
         opa = self.pagetables.guest_pa(eip + 1) if prefix else pa
         opcode = self.memory.view[opa] if opa is not None else 0
-        eax = cpu.reg(EAX)
         if opcode & 1:
             eax = 0xFFFFFFFF
         else:
@@ -494,7 +516,25 @@ class Guest:
         return eax & ((1 << (8 * size)) - 1)
 
     def _on_out(self, _uc: object, _port: int, _size: int, _value: int, _data: object) -> None:
-        """``out`` has no effect (2.6.24 skips it)."""
+        """``out`` has no effect at CPL 1 (2.6.24 skips it); at CPL 3 it is a #GP."""
+        if self.cpu.cpl() == 3:
+            self._user_port_io(self.cpu.reg(EIP))
+
+    def _user_port_io(self, eip: int) -> None:
+        """A user-mode ``in``/``out``: the instruction must fault instead of running.
+
+        Stopping from the hook ends the run right after this instruction, before the next one;
+        ``_run_once`` then puts EIP back on it and reflects #GP(0).  The hook has left the
+        registers as they were (``in`` returns the old value).
+        """
+        self._user_io_at = eip
+        self.cpu.stop()
+
+    def _after_user_port_io(self) -> None:
+        """An instruction after a refused user-mode in/out reached a hook before the stop did
+        (an invalid opcode or an ``int`` in the same translation block): it never ran."""
+        self.cpu.clear_old_exception()
+        self.cpu.stop()
 
     def _on_unmapped(
         self, _uc: object, _access: int, address: int, _size: int, _value: int, _data: object

@@ -69,7 +69,6 @@ Args = tuple[int, int, int, int]  # (call, arg1, arg2, arg3)
 
 def do_hypercalls(g: Guest, args: Args) -> None:
     """One synchronous hypercall, as 2.6.24's ``do_hypercalls()``."""
-    g.count_hypercall(args[0])
     if g.lguest_data is None:
         initialize(g, args)
         return

@@ -169,18 +169,19 @@ def reflect_or_kill(g: Guest, num: int, errcode: int, detail: int | None = None)
 def maybe_do_interrupt(g: Guest) -> bool:
     """Step 5 of the run loop: inject at most one pending, unmasked interrupt (spec 5.1).
 
-    Returns True when an unmasked interrupt is pending but could not be delivered now (the
-    noirq window, interrupts disabled, no gate): the caller must look again soon, as 2.6.24
-    did at every guest exit, host timer ticks included.
+    Returns True while interrupts stay pending after the attempt (masked, the noirq window,
+    interrupts disabled, no gate, or more than one): the caller must look again soon.  2.6.24
+    looked at every guest exit, and the host's own timer ticks made sure exits kept coming, so
+    a guest that unmasks with a plain store got its interrupt within a tick.
     """
     if g.lguest_data is None or not g.irqs_pending:
         return False
     blocked = g.read_lguest_u32(LD_BLOCKED_INTERRUPTS)
     if blocked is None:
-        return False
+        return True
     candidates = g.irqs_pending & ~blocked & ((1 << LGUEST_IRQS) - 1)
     if not candidates:
-        return False
+        return True
     irq = (candidates & -candidates).bit_length() - 1
     eip = g.cpu.reg(EIP)
     if g.noirq_start <= eip < g.noirq_end:
@@ -192,13 +193,12 @@ def maybe_do_interrupt(g: Guest) -> bool:
     elif not g.read_lguest_u32(LD_IRQ_ENABLED):
         return True
     gate = g.idt.gates[FIRST_EXTERNAL_VECTOR + irq]
-    delivered = gate is not None
     if gate is not None:
         g.clear_irq(irq)
         g.interrupts_delivered += 1
         set_guest_interrupt(g, gate, None)
     write_timestamp(g)
-    return not delivered
+    return bool(g.irqs_pending)
 
 
 def handle_page_fault(g: Guest, cr2: int, errcode: int) -> None:

@@ -112,3 +112,29 @@ def test_halt_sleeps_until_break_and_stays_halted(guests: list[Guest]) -> None:
     assert pending.wait(5) == (RunExit.BREAK, 0)
     g.set_break(False)
     assert g.halted
+
+
+def test_async_ring_stops_at_a_notify_and_keeps_the_direct_call_pending(
+    guests: list[Guest],
+) -> None:
+    # Two queued NOTIFYs (slots 0, 1), then a direct one: three reads, in order, none lost.
+    source = """
+    init
+    movl $17, (DATA + PAGE_OFFSET + 84)
+    movl $0xA1, (DATA + PAGE_OFFSET + 84 + 12)
+    movl $17, (DATA + PAGE_OFFSET + 100)
+    movl $0xA2, (DATA + PAGE_OFFSET + 100 + 12)
+    movw $0, (DATA + PAGE_OFFSET + 20)
+    hcall 17, 0xA3
+    hcall 10
+"""
+    g = make_guest(source)
+    guests.append(g)
+    reads = Reads(g)
+    assert [reads.read() for _ in range(3)] == [
+        (RunExit.NOTIFY, 0xA1),
+        (RunExit.NOTIFY, 0xA2),
+        (RunExit.NOTIFY, 0xA3),
+    ]
+    assert g.memory.read(0x20000 + 20, 2) == b"\xff\xff"
+    assert g.status().hypercalls["NOTIFY"] == 3

@@ -1,0 +1,162 @@
+"""Traps and their reflection on a real Unicorn CPU, in process (spec 5.2-5.4)."""
+
+from __future__ import annotations
+
+import struct
+
+from lguestfs.abi import KERNEL_CS_DESCRIPTOR, KERNEL_DS_DESCRIPTOR, LD_IRQ_ENABLED
+from lguestfs.guest import RunExit
+from tests.test_host_support import DATA, SCRATCH, Reads, make_guest, needs_as
+
+pytestmark = needs_as
+
+USER_CS, USER_DS = 0x73, 0x7B
+GDT_TABLE = SCRATCH + 0x100
+FRAME = SCRATCH + 0x800  # where the handlers copy what they found on the stack
+
+# A trap gate for vector \\vec (DPL \\dpl) pointing at \\handler, through LOAD_IDT_ENTRY.
+SET_GATE = """
+.macro gate vec, handler, type=0x8f00
+    movl $\\\\handler, %ebx
+    andl $0xffff, %ebx
+    orl $0x610000, %ebx
+    movl $\\\\handler, %ecx
+    andl $0xffff0000, %ecx
+    orl $\\\\type, %ecx
+    movl $6, %eax
+    movl $\\\\vec, %edx
+    int $0x1f
+.endm
+"""
+
+# Kernel set-up, then iret to user mode at user_code with a user stack in SCRATCH.
+TO_USER = """
+    init
+    hcall 3, GDT_TABLE, 32
+    hcall 7, 0x69, STACK_TOP + PAGE_OFFSET, 1
+    gate 13, gp_handler
+    pushl $0x7b
+    pushl $(SCRATCH + PAGE_OFFSET + 0x700)
+    pushl $0x202
+    pushl $0x73
+    pushl $user_code
+    iret
+gp_handler:
+    movl %esp, %esi
+    movl $(FRAME + PAGE_OFFSET), %edi
+    movl $6, %ecx
+    rep movsl
+    hcall 17, 0x77
+"""
+
+
+def gdt_table() -> bytes:
+    entries = [(0, 0)] * 32
+    entries[12], entries[13] = KERNEL_CS_DESCRIPTOR, KERNEL_DS_DESCRIPTOR
+    entries[14], entries[15] = (0x0000FFFF, 0x00CFFB00), (0x0000FFFF, 0x00CFF300)
+    return b"".join(struct.pack("<II", lo, hi) for lo, hi in entries)
+
+
+def user_guest(user_code: str):  # type: ignore[no-untyped-def]
+    source = (
+        f".set GDT_TABLE, {GDT_TABLE:#x}\n.set FRAME, {FRAME:#x}\n"
+        + SET_GATE.replace("\\\\", "\\")
+        + TO_USER
+        + "user_code:\n"
+        + user_code
+    )
+    g = make_guest(source)
+    g.memory.write(GDT_TABLE, gdt_table())
+    return g
+
+
+def frame(g, words: int = 6) -> list[int]:  # type: ignore[no-untyped-def]
+    return list(struct.unpack(f"<{words}I", g.memory.read(FRAME, words * 4)))
+
+
+def test_user_mode_in_is_a_general_protection_fault() -> None:
+    g = user_guest("    movl $0x12345678, %eax\n    inb $0x60, %al\n1:  jmp 1b\n")
+    try:
+        assert Reads(g).read() == (RunExit.NOTIFY, 0x77)
+        err, eip, cs, eflags, esp, ss = frame(g)
+        assert (err, cs, ss, esp) == (0, USER_CS, USER_DS, 0xC0000000 + SCRATCH + 0x700)
+        assert g.memory.read(eip - 0xC0000000, 2) == b"\xe4\x60"  # EIP still on the in
+        assert eflags & 0x200 == 0  # irq_enabled was 0: IF cleared in the pushed EFLAGS
+    finally:
+        g.close()
+
+
+def test_user_mode_hypercall_is_gp_with_error_0xfa() -> None:
+    g = user_guest("    movl $17, %eax\n    int $0x1f\n1:  jmp 1b\n")
+    try:
+        assert Reads(g).read() == (RunExit.NOTIFY, 0x77)
+        err, eip, cs, _eflags, _esp, _ss = frame(g)
+        assert (err, cs) == (0xFA, USER_CS)
+        assert g.memory.read(eip - 0xC0000000, 2) == b"\xcd\x1f"
+    finally:
+        g.close()
+
+
+def test_kernel_in_is_emulated_with_all_ones() -> None:
+    source = """
+    init
+    movl $0x12345678, %eax
+    inb $0x60, %al
+    movl %eax, (SCRATCH + PAGE_OFFSET)
+    movl $0x12345678, %eax
+    inl $0x60, %eax
+    movl %eax, (SCRATCH + PAGE_OFFSET + 4)
+    movl $0x12345678, %eax
+    .byte 0x66
+    inb $0x60, %al
+    movl %eax, (SCRATCH + PAGE_OFFSET + 8)
+    movl $0x12345678, %eax
+    outb %al, $0x80
+    movl %eax, (SCRATCH + PAGE_OFFSET + 12)
+    hcall 17, 1
+"""
+    g = make_guest(source)
+    try:
+        assert Reads(g).read() == (RunExit.NOTIFY, 1)
+        values = struct.unpack("<4I", g.memory.read(SCRATCH, 16))
+        assert values == (0x1234FFFF, 0xFFFFFFFF, 0xFFFF5678, 0x12345678)
+    finally:
+        g.close()
+
+
+def test_unhandled_invalid_opcode_kills_with_eip() -> None:
+    g = make_guest("init\n ud2\n")  # init is 27 bytes: ud2 at 0xc001001b
+    try:
+        assert Reads(g).read() == (RunExit.DIED, 0)
+        assert g.dead_reason == "unhandled trap 6 at 0xc001001b (0x0)"
+    finally:
+        g.close()
+
+
+def test_interrupt_gate_clears_irq_enabled_and_pushes_if() -> None:
+    source = (
+        SET_GATE.replace("\\\\", "\\")
+        + """
+    init
+    gate 0x20, timer, 0x8e00
+    movl $0, (DATA + PAGE_OFFSET + 4)
+    movl $0x200, (DATA + PAGE_OFFSET)
+1:  jmp 1b
+timer:
+    movl (%esp), %eax
+    movl %eax, (SCRATCH + PAGE_OFFSET)
+    movl 8(%esp), %eax
+    movl %eax, (SCRATCH + PAGE_OFFSET + 4)
+    hcall 17, 0x20
+"""
+    )
+    g = make_guest(source)
+    try:
+        g.raise_irq(0)
+        assert Reads(g).read() == (RunExit.NOTIFY, 0x20)
+        _eip, eflags = struct.unpack("<II", g.memory.read(SCRATCH, 8))
+        assert eflags & 0x200
+        assert g.memory.read_u32(DATA + LD_IRQ_ENABLED) == 0
+        assert g.status().interrupts_delivered == 1
+    finally:
+        g.close()
