@@ -60,25 +60,23 @@ def test_compiler_errors_raise_with_gccs_output(tmp_path: Path) -> None:
         build.build_single(source)
 
 
-def test_command_line_builds_the_named_programs() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "launcher.guests.build", "os"],
+def run_build_command(*names: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "launcher.guests.build", *names],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
         check=False,
     )
+
+
+def test_command_line_builds_the_named_programs() -> None:
+    result = run_build_command("os")
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()).name == "os.elf"
 
 
 def test_command_line_reports_a_missing_program() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "launcher.guests.build", "no_such_guest"],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        check=False,
-    )
+    result = run_build_command("no_such_guest")
     assert result.returncode == 1
     assert "no_such_guest" in result.stderr

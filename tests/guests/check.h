@@ -44,7 +44,65 @@ static inline uint32_t spin_until(volatile uint32_t *flag, uint32_t limit)
 	return *flag;
 }
 
-/* Page-table helpers for guests that build mappings of their own, after the jump high. */
+/* --- Timer interrupts, counted ------------------------------------------------------------- */
+
+static volatile uint32_t timer_ticks __attribute__((unused));
+
+static void __attribute__((unused)) count_timer_tick(struct trap_frame *frame)
+{
+	(void)frame;
+	timer_ticks++;
+}
+
+/* Count timer interrupts in timer_ticks (an interrupt gate at vector 0x20; irq 0 stays masked
+ * or unmasked as it was). */
+static inline void count_timer_interrupts(void)
+{
+	set_trap_handler(FIRST_EXTERNAL_VECTOR + TIMER_IRQ, count_timer_tick, IDT_TYPE_INTERRUPT_GATE,
+			 1);
+}
+
+/* Keep running, exiting to the Host all along, for well over a millisecond (tens of millions
+ * of instructions): a pending interrupt that can be taken will be. */
+static inline void run_with_exits(void)
+{
+	for (int i = 0; i < 200; i++) {
+		spin_iterations(200000);
+		hcall(LHCALL_FLUSH_ASYNC, 0, 0, 0);
+	}
+}
+
+/* --- User mode -------------------------------------------------------------------------------- */
+
+/* The stack traps from user mode land on (SET_STACK), and the user code's own stack. */
+static uint8_t trap_stack[2 * PAGE_SIZE] __attribute__((aligned(4096), unused));
+static uint8_t user_stack[PAGE_SIZE] __attribute__((aligned(4096), unused));
+/* The frame user_trap_return() saw. */
+static struct trap_frame user_trap __attribute__((unused));
+
+/* The user segments in the GDT, and SET_STACK on trap_stack. */
+static inline void prepare_user_mode(void)
+{
+	rt_load_user_gdt();
+	hcall(LHCALL_SET_STACK, GUEST_DS, (uint32_t)trap_stack + sizeof(trap_stack), 2);
+}
+
+/* Run fn at privilege level 3 on user_stack until a handler calls user_return(). */
+static inline uint32_t enter_user(void (*fn)(void))
+{
+	return run_user(fn, (uint32_t)user_stack + sizeof(user_stack));
+}
+
+/* A trap handler that ends the user code: keeps the frame in user_trap, and enter_user()
+ * returns the error code. */
+static void __attribute__((unused)) user_trap_return(struct trap_frame *frame)
+{
+	user_trap = *frame;
+	user_return(frame->error_code);
+}
+
+/* --- Page tables -------------------------------------------------------------------------------
+ * Helpers for guests that build mappings of their own, after the jump high. */
 static inline uint32_t *current_pgdir(void)
 {
 	return __va(lguest_data.pgdir);

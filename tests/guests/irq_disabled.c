@@ -3,28 +3,18 @@
 #define GUEST "irq_disabled"
 #include "check.h"
 
-static volatile uint32_t ticks;
-
-static void timer(struct trap_frame *frame)
-{
-	(void)frame;
-	ticks++;
-}
-
 int main(void)
 {
-	set_trap_handler(FIRST_EXTERNAL_VECTOR + TIMER_IRQ, timer, IDT_TYPE_INTERRUPT_GATE, 1);
+	count_timer_interrupts();
 	irq_unmask(TIMER_IRQ);
 	irq_disable();
 	lguest_set_timer(1000 * 1000);
-	for (int i = 0; i < 200; i++) {
-		spin_iterations(200000);
-		hcall(LHCALL_FLUSH_ASYNC, 0, 0, 0);
-	}
-	CHECK(ticks == 0, "a timer interrupt was delivered with interrupts disabled");
+	run_with_exits();
+	CHECK(timer_ticks == 0, "a timer interrupt was delivered with interrupts disabled");
 	irq_enable();
 	hcall(LHCALL_FLUSH_ASYNC, 0, 0, 0);
-	CHECK(spin_until(&ticks, 100000000), "the pending timer interrupt never came once enabled");
+	CHECK(spin_until(&timer_ticks, 100000000),
+	      "the pending timer interrupt never came once enabled");
 	pass();
 	return 0;
 }

@@ -5,14 +5,6 @@
 #include "check.h"
 
 #define PERIOD_NS (20 * 1000 * 1000)
-static volatile uint32_t ticks;
-
-static void timer(struct trap_frame *frame)
-{
-	(void)frame;
-	ticks++;
-}
-
 static inline uint64_t rdtsc(void)
 {
 	uint32_t lo, hi;
@@ -23,7 +15,7 @@ static inline uint64_t rdtsc(void)
 
 int main(void)
 {
-	set_trap_handler(FIRST_EXTERNAL_VECTOR + TIMER_IRQ, timer, IDT_TYPE_INTERRUPT_GATE, 1);
+	count_timer_interrupts();
 	irq_unmask(TIMER_IRQ);
 	irq_enable();
 
@@ -31,7 +23,7 @@ int main(void)
 	lguest_set_timer(PERIOD_NS);
 	lguest_halt();
 	uint64_t period = rdtsc() - start;
-	CHECK(ticks == 1, "%u timer interrupts calibrating, want 1", ticks);
+	CHECK(timer_ticks == 1, "%u timer interrupts calibrating, want 1", timer_ticks);
 	CHECK(period > 0, "the TSC does not advance");
 
 	lguest_set_timer(PERIOD_NS);
@@ -40,7 +32,7 @@ int main(void)
 		spin_iterations(10000);
 		hcall(LHCALL_FLUSH_ASYNC, 0, 0, 0);
 	}
-	CHECK(ticks == 1, "a timer interrupt came after the timer was cancelled");
+	CHECK(timer_ticks == 1, "a timer interrupt came after the timer was cancelled");
 	pass();
 	return 0;
 }

@@ -3,32 +3,22 @@
 #define GUEST "user_hypercall_gp"
 #include "check.h"
 
-static uint8_t kernel_stack[PAGE_SIZE] __attribute__((aligned(4096)));
-static uint8_t user_stack[PAGE_SIZE] __attribute__((aligned(4096)));
-
-static void general_protection(struct trap_frame *frame)
-{
-	if (!trap_from_user(frame))
-		panic("FAIL " GUEST ": #GP at privilege level 1, eip %#x err %#x", frame->eip,
-		      frame->error_code);
-	user_return(frame->error_code);
-}
-
 static void user_code(void)
 {
 	/* CRASH: if the Host ran it, the guest would die with this text. */
-	__asm__ __volatile__("int $0x1f" : : "a"(LHCALL_CRASH), "d"(__pa("FAIL user hypercall ran"))
+	__asm__ __volatile__("int $0x1f"
+			     :
+			     : "a"(LHCALL_CRASH), "d"(__pa("FAIL user hypercall ran"))
 			     : "memory");
-	for (;;)
-		;
+	__builtin_trap(); /* the trap above must end the user code */
 }
 
 int main(void)
 {
-	rt_load_user_gdt();
-	hcall(LHCALL_SET_STACK, GUEST_DS, (uint32_t)kernel_stack + sizeof(kernel_stack), 1);
-	set_trap_handler(TRAP_GP, general_protection, IDT_TYPE_INTERRUPT_GATE, 1);
-	uint32_t error = run_user(user_code, (uint32_t)user_stack + sizeof(user_stack));
+	prepare_user_mode();
+	set_trap_handler(TRAP_GP, user_trap_return, IDT_TYPE_INTERRUPT_GATE, 1);
+	uint32_t error = enter_user(user_code);
+	CHECK(trap_from_user(&user_trap), "#GP at privilege level 1, eip %#x", user_trap.eip);
 	CHECK(error == LGUEST_TRAP_ENTRY * 8 + 2, "#GP error code %#x, want %#x", error,
 	      LGUEST_TRAP_ENTRY * 8 + 2);
 	pass();

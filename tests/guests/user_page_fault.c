@@ -8,51 +8,38 @@
 
 #define UNMAPPED 0x80000040u
 #define SUPERVISOR_VA 0x80400000u
-static uint8_t kernel_stack[PAGE_SIZE] __attribute__((aligned(4096)));
-static uint8_t user_stack[PAGE_SIZE] __attribute__((aligned(4096)));
 static uint32_t table[1024] __attribute__((aligned(4096)));
 static uint8_t page[PAGE_SIZE] __attribute__((aligned(4096)));
-static volatile uint32_t cr2, from_user;
-
-static void page_fault(struct trap_frame *frame)
-{
-	cr2 = lguest_data.cr2;
-	from_user = trap_from_user(frame);
-	user_return(frame->error_code);
-}
 
 static void user_read(void)
 {
 	(void)*(volatile uint32_t *)UNMAPPED;
-	for (;;)
-		;
+	__builtin_trap(); /* the trap above must end the user code */
 }
 
 static void user_write(void)
 {
 	*(volatile uint32_t *)SUPERVISOR_VA = 1;
-	for (;;)
-		;
+	__builtin_trap(); /* the trap above must end the user code */
 }
 
 int main(void)
 {
-	rt_load_user_gdt();
-	hcall(LHCALL_SET_STACK, GUEST_DS, (uint32_t)kernel_stack + sizeof(kernel_stack), 1);
-	set_trap_handler(TRAP_PF, page_fault, IDT_TYPE_INTERRUPT_GATE, 1);
+	prepare_user_mode();
+	set_trap_handler(TRAP_PF, user_trap_return, IDT_TYPE_INTERRUPT_GATE, 1);
 	install_page_table(SUPERVISOR_VA, table);
 	set_pte(table, SUPERVISOR_VA, __pa(page) | PTE_PRESENT | PTE_RW); /* no PTE_USER */
 	write_u32(SUPERVISOR_VA, 0);
-	uint32_t stack_top = (uint32_t)user_stack + sizeof(user_stack);
 
-	uint32_t error = run_user(user_read, stack_top);
-	CHECK(from_user, "the read fault did not come from user mode");
+	uint32_t error = enter_user(user_read);
+	CHECK(trap_from_user(&user_trap), "the read fault did not come from user mode");
 	CHECK(error == 4, "user read of a non-present page: error %#x, want 4", error);
-	CHECK(cr2 == UNMAPPED, "cr2 %#x, want %#x", cr2, UNMAPPED);
+	CHECK(lguest_data.cr2 == UNMAPPED, "cr2 %#x, want %#x", lguest_data.cr2, UNMAPPED);
 
-	error = run_user(user_write, stack_top);
+	error = enter_user(user_write);
 	CHECK(error == 7, "user write to a supervisor page: error %#x, want 7", error);
-	CHECK(cr2 == SUPERVISOR_VA, "cr2 %#x, want %#x", cr2, SUPERVISOR_VA);
+	CHECK(lguest_data.cr2 == SUPERVISOR_VA, "cr2 %#x, want %#x", lguest_data.cr2,
+	      SUPERVISOR_VA);
 	pass();
 	return 0;
 }

@@ -5,19 +5,16 @@
 #define GUEST "user_syscall"
 #include "check.h"
 
-static uint8_t kernel_stack[2 * PAGE_SIZE] __attribute__((aligned(4096)));
-static uint8_t user_stack[PAGE_SIZE] __attribute__((aligned(4096)));
-static volatile uint32_t calls, from_user, user_ss, user_cs, frame_on_stack, irq_flag;
+static volatile uint32_t calls, irq_flag;
+static volatile bool frame_on_trap_stack;
 
 static void syscall(struct trap_frame *frame)
 {
 	calls++;
-	from_user = trap_from_user(frame);
-	user_ss = frame->user_ss;
-	user_cs = frame->cs;
-	frame_on_stack = (uint32_t)frame >= (uint32_t)kernel_stack &&
-			 (uint32_t)frame < (uint32_t)kernel_stack + sizeof(kernel_stack);
 	irq_flag = lguest_data.irq_enabled;
+	frame_on_trap_stack = (uint32_t)frame >= (uint32_t)trap_stack &&
+			      (uint32_t)frame < (uint32_t)trap_stack + sizeof(trap_stack);
+	user_trap = *frame;
 	if (frame->eax == 0)
 		user_return(frame->ebx);
 }
@@ -26,23 +23,21 @@ static void user_code(void)
 {
 	__asm__ __volatile__("int $0x80" : : "a"(1) : "memory");
 	__asm__ __volatile__("int $0x80" : : "a"(0), "b"(42) : "memory");
-	for (;;)
-		;
+	__builtin_trap(); /* the trap above must end the user code */
 }
 
 int main(void)
 {
-	rt_load_user_gdt();
-	hcall(LHCALL_SET_STACK, GUEST_DS, (uint32_t)kernel_stack + sizeof(kernel_stack), 2);
+	prepare_user_mode();
 	set_trap_handler(SYSCALL_VECTOR, syscall, IDT_TYPE_TRAP_GATE, 3);
 	irq_enable();
-	uint32_t result = run_user(user_code, (uint32_t)user_stack + sizeof(user_stack));
+	uint32_t result = enter_user(user_code);
 	CHECK(result == 42, "run_user returned %u, want 42", result);
 	CHECK(calls == 2, "%u syscalls, want 2", calls);
-	CHECK(from_user, "the frame says the trap came from privilege level 1");
-	CHECK(user_cs == USER_CS, "stacked CS %#x, want %#x", user_cs, USER_CS);
-	CHECK(user_ss == USER_DS, "stacked SS %#x, want %#x", user_ss, USER_DS);
-	CHECK(frame_on_stack, "the frame is not on the SET_STACK stack");
+	CHECK(trap_from_user(&user_trap), "the frame says the trap came from privilege level 1");
+	CHECK(user_trap.cs == USER_CS, "stacked CS %#x, want %#x", user_trap.cs, USER_CS);
+	CHECK(user_trap.user_ss == USER_DS, "stacked SS %#x, want %#x", user_trap.user_ss, USER_DS);
+	CHECK(frame_on_trap_stack, "the frame is not on the SET_STACK stack");
 	CHECK(irq_flag == X86_EFLAGS_IF, "a trap gate changed irq_enabled to %#x", irq_flag);
 	pass();
 	return 0;
