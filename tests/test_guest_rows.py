@@ -114,6 +114,8 @@ ROWS = [
     # Segments (spec 7.2)
     Row("7.2", "gdt_load"),
     Row("7.2", "tls_load"),
+    # The runtime's own library (printf formats, memmove)
+    Row("rt", "rt_library"),
 ]
 
 

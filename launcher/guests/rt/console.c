@@ -97,6 +97,13 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 		}
 		while (fmt[1] >= '0' && fmt[1] <= '9')
 			width = width * 10 + (*++fmt - '0');
+		int precision = -1; /* for %s: at most this many characters */
+		if (fmt[1] == '.') {
+			fmt++;
+			precision = 0;
+			while (fmt[1] >= '0' && fmt[1] <= '9')
+				precision = precision * 10 + (*++fmt - '0');
+		}
 		while (fmt[1] == 'l') {
 			longs++;
 			fmt++;
@@ -127,7 +134,10 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 			const char *s = va_arg(ap, const char *);
 			if (!s)
 				s = "(null)";
-			put_padded(&out, s, strlen(s), width, left, ' ');
+			size_t n = 0;
+			while (s[n] && (precision < 0 || n < (size_t)precision))
+				n++;
+			put_padded(&out, s, n, width, left, ' ');
 			break;
 		}
 		case 'c': {

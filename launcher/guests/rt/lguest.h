@@ -225,7 +225,8 @@ int main(void);
 
 /* Early console: NOTIFY the physical address of a NUL-terminated string (spec 10 step 9). */
 void early_puts(const char *s);
-/* printf to the early console (%d %i %u %x %X %p %s %c %%, flags 0 - #, width, l, ll). */
+/* printf to the early console (%d %i %u %x %X %p %s %c %%, flags 0 - #, width, .precision
+ * for %s, l, ll). */
 int printk(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
 int snprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
