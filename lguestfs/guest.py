@@ -33,22 +33,21 @@ import itertools
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
-from unicorn import unicorn_const as uc_const
 from unicorn import x86_const as x86
 
 from lguestfs import interrupts
 from lguestfs.abi import (
+    GUEST_PL,
     HYPERCALL_NAMES,
     LGUEST_TRAP_ENTRY,
     TRAP_GP,
     TRAP_NM,
     TRAP_UD,
 )
-from lguestfs.cpu import EAX, EBX, ECX, EDX, EIP, STOP_ADDR, Cpu, RunEnd
+from lguestfs.cpu import EAX, EIP, STOP_ADDR, Cpu, RunEnd
 from lguestfs.hypercalls import do_hypercalls
 from lguestfs.memory import GuestAccessError, GuestMemory
 from lguestfs.pagetables import PageTables
@@ -57,6 +56,7 @@ from lguestfs.segments import Gdt
 log = logging.getLogger(__name__)
 
 KICK_REPEAT: Final = 0.001  # seconds between repeated emu_stop calls until the guest thread sees it
+_OTHER_HYPERCALLS: Final = max(HYPERCALL_NAMES) + 1
 IRQ_POLL: Final = 0.001  # how soon to look again at an interrupt the guest cannot take yet
 _CR0_TS: Final = 8
 
@@ -142,7 +142,7 @@ class Guest:
         self.idt = interrupts.Idt()
         self.gdt = Gdt()
         # counters for status
-        self.hypercalls: Counter[str] = Counter()
+        self.hypercall_counts = [0] * (_OTHER_HYPERCALLS + 1)  # by number; the last: all others
         self.traps = 0
         self.interrupts_delivered = 0
         self.page_faults = 0
@@ -162,9 +162,7 @@ class Guest:
         self._uc_lock = threading.Lock()  # guards Unicorn against stop-after-close
         self._cpu_open = True
 
-        self.cpu = Cpu(
-            memory, lambda vaddr, access, entry: self.pagetables.fill(vaddr, access, entry)
-        )
+        self.cpu = Cpu(memory, self)
         self.pagetables = PageTables(
             memory,
             pgdir,
@@ -173,12 +171,6 @@ class Guest:
             flush_tlb=self.cpu.flush_tlb,
             kill=self.kill,
         )
-        uc = self.cpu.uc
-        uc.hook_add(uc_const.UC_HOOK_INTR, self._on_interrupt)
-        uc.hook_add(uc_const.UC_HOOK_INSN_INVALID, self._on_invalid_instruction)
-        uc.hook_add(uc_const.UC_HOOK_INSN, self._on_in, aux1=x86.UC_X86_INS_IN)
-        uc.hook_add(uc_const.UC_HOOK_INSN, self._on_out, aux1=x86.UC_X86_INS_OUT)
-        uc.hook_add(uc_const.UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
         self.cpu.start(self.gdt.host_table(), start)
         self._thread = threading.Thread(target=self._main, name=f"lguest-{name}", daemon=True)
         self._thread.start()
@@ -249,7 +241,7 @@ class Guest:
             reason=self.dead_reason,
             pfnlimit=self.memory.pfnlimit,
             memory_bytes=self.memory.size,
-            hypercalls=dict(self.hypercalls),
+            hypercalls=self._hypercalls_by_name(),
             traps=self.traps,
             interrupts_delivered=self.interrupts_delivered,
             page_faults_reflected=self.page_faults,
@@ -288,7 +280,14 @@ class Guest:
             self.irqs_pending &= ~(1 << irq)
 
     def count_hypercall(self, call: int) -> None:
-        self.hypercalls[HYPERCALL_NAMES.get(call, str(call))] += 1
+        self.hypercall_counts[call if call < _OTHER_HYPERCALLS else _OTHER_HYPERCALLS] += 1
+
+    def _hypercalls_by_name(self) -> dict[str, int]:
+        counts = self.hypercall_counts
+        named = {HYPERCALL_NAMES.get(n, str(n)): c for n, c in enumerate(counts[:-1]) if c}
+        if counts[-1]:
+            named["other"] = counts[-1]
+        return named
 
     def set_ts(self, ts: int) -> None:
         """TS: the guest's view of CR0.TS; with it set, FPU instructions raise #NM."""
@@ -428,15 +427,15 @@ class Guest:
     # --- Unicorn hooks: the guest thread, inside emu_start ---------------------------------------
 
     def _after_exit(self) -> None:
-        """Steps 2-5 of the loop without leaving the CPU; stop it if the loop must act."""
+        """Steps 2-5 of the loop without leaving the CPU; stop it if the loop must act.
+
+        A signal, a break and close all kick, so ``_stop_requested`` covers steps 3 and 4.
+        """
         if (
             self.pending_notify
-            or self.dead_reason is not None
             or self.halted
-            or self._signal
-            or self.break_out
-            or self._closing
             or self._stop_requested
+            or self.dead_reason is not None
         ):
             self.cpu.stop()
             return
@@ -446,8 +445,19 @@ class Guest:
             if self.dead_reason is not None:
                 self.cpu.stop()
 
-    def _on_interrupt(self, _uc: object, intno: int, _data: object) -> None:
+    def on_tlb_fill(self, vaddr: int, access: int, entry: Any) -> bool:
+        return self.pagetables.fill(vaddr, access, entry)
+
+    def on_trap(self, intno: int) -> None:
         cpu = self.cpu
+        if intno == LGUEST_TRAP_ENTRY and self._user_io_at is None:
+            # The hot path: a hypercall from the guest kernel (from user mode it is a #GP below).
+            cs, call, arg1, arg2, arg3 = cpu.hypercall_regs()
+            if cs & 3 == GUEST_PL:
+                self.hypercall_counts[call if call < _OTHER_HYPERCALLS else _OTHER_HYPERCALLS] += 1
+                do_hypercalls(self, (call, arg1, arg2, arg3))
+                self._after_exit()
+                return
         if self._user_io_at is not None:
             self._after_user_port_io()
             return
@@ -456,10 +466,6 @@ class Guest:
             if cpu.cpl() > self.idt.int_gate_dpl(intno):
                 cpu.set_reg(EIP, cpu.reg(EIP) - 2)
                 interrupts.reflect_or_kill(self, TRAP_GP, intno * 8 + 2)
-            elif intno == LGUEST_TRAP_ENTRY:
-                call = cpu.reg(EAX)
-                self.count_hypercall(call)
-                do_hypercalls(self, (call, cpu.reg(EDX), cpu.reg(EBX), cpu.reg(ECX)))
             else:
                 interrupts.reflect_or_kill(self, intno, 0)
             self._after_exit()
@@ -485,7 +491,7 @@ class Guest:
         pa = self.pagetables.guest_pa(self.cpu.reg(EIP) - 1)
         return None if pa is None else self.memory.view[pa]
 
-    def _on_invalid_instruction(self, _uc: object, _data: object) -> bool:
+    def on_invalid_instruction(self) -> bool:
         if self._user_io_at is not None:
             self._after_user_port_io()
             return True
@@ -493,7 +499,7 @@ class Guest:
         self._after_exit()
         return True
 
-    def _on_in(self, _uc: object, _port: int, size: int, _data: object) -> int:
+    def on_port_in(self, port: int, size: int) -> int:
         """``in``: Unicorn never faults port I/O, so the #GP path of 2.6.24 starts here.
 
         At CPL 1 it is emulated as 2.6.24 does: all ones into EAX, EIP past the instruction
@@ -515,7 +521,7 @@ class Guest:
         cpu.set_reg(EAX, eax)
         return eax & ((1 << (8 * size)) - 1)
 
-    def _on_out(self, _uc: object, _port: int, _size: int, _value: int, _data: object) -> None:
+    def on_port_out(self, port: int, size: int, value: int) -> None:
         """``out`` has no effect at CPL 1 (2.6.24 skips it); at CPL 3 it is a #GP."""
         if self.cpu.cpl() == 3:
             self._user_port_io(self.cpu.reg(EIP))
@@ -536,7 +542,5 @@ class Guest:
         self.cpu.clear_old_exception()
         self.cpu.stop()
 
-    def _on_unmapped(
-        self, _uc: object, _access: int, address: int, _size: int, _value: int, _data: object
-    ) -> bool:
+    def on_unmapped(self, address: int) -> bool:
         return self.pagetables.unmapped(address)
