@@ -107,6 +107,8 @@ ROWS = [
     Row("6", "pte_accessed_dirty"),
     Row("6", "new_pgtable"),
     Row("6", "flush_tlb"),
+    Row("6", "set_pte_refresh"),
+    Row("6", "set_pmd_refresh"),
     Row("6", "bad_pde", "bad page directory entry"),
     Row("6", "set_pte_bad_immediate", "bad page table entry"),
     Row("6", "switcher_set_pte", "attempt to access switcher pages"),
