@@ -4,7 +4,7 @@ pyfuse3 drops FUSE_INTERRUPT, so a thread blocked in a FUSE read that gets a sig
 included) sleeps uninterruptibly until the daemon answers; the daemon sees the signal in
 ``/proc`` and answers EINTR.  These tests send each fatal signal to a launcher whose guest is
 halted for ever or spinning without an exit, and check that the launcher dies of it and that its
-guest goes with it: ``guests/<pid>`` removed and the daemon back to its number of threads.
+guest goes with it: ``guests/<pid>`` removed, the daemon back to its threads and descriptors.
 """
 
 import os
@@ -34,6 +34,10 @@ def daemon_threads(mount: Mount) -> int:
     return len(os.listdir(f"/proc/{mount.process.pid}/task"))
 
 
+def daemon_fds(mount: Mount) -> int:
+    return len(os.listdir(f"/proc/{mount.process.pid}/fd"))
+
+
 def run_until_blocked(launcher: Client, mount: Mount, image: GuestImage) -> None:
     """Start ``image`` and leave ``launcher`` blocked in a read of it."""
     fd = launcher.open(mount.node)
@@ -42,7 +46,7 @@ def run_until_blocked(launcher: Client, mount: Mount, image: GuestImage) -> None
     launcher.no_answer(0.2)
 
 
-def warm_up(mount: Mount, builds: Path, image: GuestImage) -> int:
+def warm_up(mount: Mount, builds: Path, image: GuestImage) -> tuple[int, int]:
     """Run, interrupt and release one guest first: threads the daemon keeps are then there."""
     with Client.start("c32", builds, pass_fds=(image.fd,)) as launcher:
         assert launcher.request(f"catch {signal.SIGUSR1}").ok
@@ -50,7 +54,7 @@ def warm_up(mount: Mount, builds: Path, image: GuestImage) -> int:
         launcher.kill(signal.SIGUSR1)
         assert launcher.answer(DEATH_TIMEOUT).errno_name == "EINTR"
     assert wait_for(lambda: os.listdir(mount.guests) == [])
-    return daemon_threads(mount)
+    return daemon_threads(mount), daemon_fds(mount)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=str)
@@ -62,7 +66,7 @@ def test_fatal_signal_kills_a_launcher_blocked_in_read_and_frees_its_guest(
 ) -> None:
     image = guest_image(guest)
     try:
-        threads = warm_up(mount, client_builds, image)
+        threads, fds = warm_up(mount, client_builds, image)
         with Client.start(kind, client_builds, pass_fds=(image.fd,)) as launcher:
             run_until_blocked(launcher, mount, image)
             assert (mount.guests / str(launcher.pid)).exists()
@@ -74,6 +78,9 @@ def test_fatal_signal_kills_a_launcher_blocked_in_read_and_frees_its_guest(
             assert returncode in (-signum, 1)
         assert wait_for(lambda: os.listdir(mount.guests) == [])
         assert wait_for(lambda: daemon_threads(mount) <= threads), daemon_threads(mount)
+        assert wait_for(lambda: daemon_fds(mount) <= fds), os.listdir(
+            f"/proc/{mount.process.pid}/fd"
+        )
     finally:
         image.close()
 
