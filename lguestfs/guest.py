@@ -57,6 +57,10 @@ log = logging.getLogger(__name__)
 
 KICK_REPEAT: Final = 0.001  # seconds between repeated emu_stop calls until the guest thread sees it
 _OTHER_HYPERCALLS: Final = max(HYPERCALL_NAMES) + 1
+# Unicorn (QEMU) sizes its TLB only when it is flushed, growing it when it was >70% full; it
+# starts at 256 entries.  A guest whose working set is larger misses on every access, each miss a
+# Python call, until something flushes: after this many misses we flush so the TLB can grow.
+TLB_GROW_FILLS: Final = 4096
 IRQ_POLL: Final = 0.001  # how soon to look again at an interrupt the guest cannot take yet
 _CR0_TS: Final = 8
 
@@ -406,6 +410,8 @@ class Guest:
                 continue
             if self._stop_requested:
                 continue
+            if self.pagetables.fills >= TLB_GROW_FILLS:
+                self.pagetables.flush_tlb()
             self._run_once()  # 8.
         return RunExit.DIED, 0
 
@@ -446,6 +452,8 @@ class Guest:
                 self.cpu.stop()
 
     def on_tlb_fill(self, vaddr: int, access: int, entry: Any) -> bool:
+        if self.pagetables.fills == TLB_GROW_FILLS:
+            self.cpu.stop()  # _run_guest flushes, which lets Unicorn grow its TLB
         return self.pagetables.fill(vaddr, access, entry)
 
     def on_trap(self, intno: int) -> None:

@@ -104,7 +104,8 @@ class PageTables:
         self._host_page = host_page
         self._fault_window = host_page + 0x400000  # never mapped in Unicorn
         self._cpl = cpl
-        self._flush_tlb = flush_tlb
+        self._flush_unicorn_tlb = flush_tlb
+        self.fills = 0  # TLB misses since Unicorn's TLB was last flushed
         self._kill = kill
         self.kernel_address = 0  # from lguest_data at LGUEST_INIT
         self.slots: list[Shadow | None] = [Shadow(pgdir)] + [None] * (SHADOW_CACHE - 1)
@@ -119,6 +120,11 @@ class PageTables:
             0,
         )  # (esp1, pages) from SET_STACK, re-pinned on new shadows
 
+    def flush_tlb(self) -> None:
+        """Empty Unicorn's TLB: the shadows stay, so only the hardware-walk cost is paid again."""
+        self._flush_unicorn_tlb()
+        self.fills = 0
+
     @property
     def gpgdir(self) -> int:
         return self.shadow.gpgdir
@@ -127,6 +133,7 @@ class PageTables:
 
     def fill(self, vaddr: int, access: int, entry: Any) -> bool:
         """Unicorn's ``UC_HOOK_TLB_FILL``: translate the page at ``vaddr`` or arrange a fault."""
+        self.fills += 1
         write = access == uc_const.UC_MEM_WRITE
         if vaddr == GDT_VADDR and not write:
             entry.paddr = self._host_page
@@ -153,7 +160,7 @@ class PageTables:
 
     def unmapped(self, address: int) -> bool:
         """A refused access reached the fault window: record CR2 and stop the guest."""
-        self._flush_tlb()
+        self.flush_tlb()
         if self._refused is not None:
             page, errcode = self._refused
             self._refused = None
@@ -215,7 +222,7 @@ class PageTables:
         for shadow in self.slots:
             if shadow is not None and shadow.gpgdir == gpgdir:
                 self.shadow = shadow
-                self._flush_tlb()
+                self.flush_tlb()
                 return
         index = random.randrange(SHADOW_CACHE)
         shadow = self.slots[index]
@@ -226,7 +233,7 @@ class PageTables:
         shadow.gpgdir = gpgdir
         shadow.forget_below(self.kernel_address >> 22)
         self.shadow = shadow
-        self._flush_tlb()
+        self.flush_tlb()
         if blank:
             self.pin_stack_pages()
 
@@ -251,7 +258,7 @@ class PageTables:
                 shadow.ptes[vpn] = _shadow_pte(gpte)
             else:
                 shadow.ptes.pop(vpn, None)
-        self._flush_tlb()
+        self.flush_tlb()
 
     def set_pmd(self, gpgdir: int, index: int) -> None:
         """SET_PMD: forget one page-directory slot of gpgdir's shadow (1023 and up: ignored)."""
@@ -260,19 +267,19 @@ class PageTables:
         for shadow in self.slots:
             if shadow is not None and shadow.gpgdir == gpgdir:
                 shadow.forget_pde(index)
-                self._flush_tlb()
+                self.flush_tlb()
 
     def flush_user(self) -> None:
         """FLUSH_TLB(0): forget the user part of the current shadow."""
         self.shadow.forget_below(self.kernel_address >> 22)
-        self._flush_tlb()
+        self.flush_tlb()
 
     def clear_all(self) -> None:
         """FLUSH_TLB(non-zero) and LGUEST_INIT: forget every cached shadow's contents."""
         for shadow in self.slots:
             if shadow is not None:
                 shadow.forget_below(SWITCHER_PDE)
-        self._flush_tlb()
+        self.flush_tlb()
         self.pin_stack_pages()
 
     def pin_stack_pages(self) -> None:
