@@ -360,14 +360,18 @@ class DeviceHandle(Handle):
         super().__init__(caller)
         self.registry = registry
         self.starter = starter
+        self.starting = False
 
     async def initialize(self, data: bytes) -> int:
         args = words(data, self.word_bytes, 1 + INITIALIZE_ARGS)
         if args is None:
             fail(errno.EFAULT, f"{self}: INITIALIZE needs {INITIALIZE_ARGS} argument words")
+        if self.starting:  # another thread sharing the descriptor got here first
+            fail(errno.EBUSY, f"{self}: INITIALIZE already in progress")
         base, pfnlimit, pgdir, start = args[1:]
         caller = self.caller
         start_args = (caller, base, pfnlimit, pgdir, start)
+        self.starting = True
         try:
             guest = await trio.to_thread.run_sync(self.starter, *start_args)
         except sharing.SharingError as error:
@@ -378,6 +382,8 @@ class DeviceHandle(Handle):
             )
         except MemoryError as error:
             fail(errno.ENOMEM, f"{self}: INITIALIZE: {error}", logging.WARNING)
+        finally:
+            self.starting = False
         self.session = Session(guest, caller, base, pfnlimit, self.registry.watcher)
         self.is_owner = True
         self.registry.add(self.session)
