@@ -116,10 +116,6 @@ class DeviceTable:
         self.verbose(f"{queue.name}: queue at pfn {pfn:#x}, irq {queue.irq}")
         return queue
 
-    def status(self, device: Device) -> int:
-        """What the guest's driver wrote in the status byte (ACKNOWLEDGE, DRIVER, ... FAILED)."""
-        return self.guest.memory[self.page + device.offset + 2]
-
     # --- Notifications from the guest ---------------------------------------------------------
 
     def notify(self, address: int) -> bool:

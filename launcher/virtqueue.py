@@ -68,14 +68,6 @@ class Chain:
     readable: list[Buffer] = field(default_factory=list)
     writable: list[Buffer] = field(default_factory=list)
 
-    @property
-    def readable_bytes(self) -> int:
-        return sum(buffer.length for buffer in self.readable)
-
-    @property
-    def writable_bytes(self) -> int:
-        return sum(buffer.length for buffer in self.writable)
-
 
 class Virtqueue:
     """The launcher's view of one ring: ``num`` entries at page ``pfn``, interrupt ``irq``."""
@@ -183,18 +175,6 @@ class Virtqueue:
 def gather(memory: Memory, buffers: list[Buffer]) -> bytes:
     """The bytes of ``buffers``, in order (they were checked against the limit by ``pop``)."""
     return b"".join(memory[b.address : b.address + b.length] for b in buffers)
-
-
-def scatter(memory: Memory, buffers: list[Buffer], data: bytes) -> int:
-    """Copy ``data`` into ``buffers`` in order, as far as they reach; returns bytes copied."""
-    done = 0
-    for buffer in buffers:
-        piece = data[done : done + buffer.length]
-        if not piece:
-            break
-        memory[buffer.address : buffer.address + len(piece)] = piece
-        done += len(piece)
-    return done
 
 
 def views(view: memoryview, buffers: list[Buffer]) -> list[memoryview]:

@@ -9,7 +9,7 @@ import struct
 import pytest
 
 from launcher.errors import GuestBroke
-from launcher.virtqueue import Buffer, Virtqueue, gather, scatter
+from launcher.virtqueue import Buffer, Virtqueue, gather
 from lguestfs.abi import vring_size
 from tests.support.launch import NEXT, Ring, Space
 
@@ -78,11 +78,11 @@ def test_discard_gives_the_chain_back(ring: Ring) -> None:
     assert chain is not None and chain.head == head
 
 
-def test_gather_and_scatter_follow_the_buffers(ring: Ring) -> None:
+def test_gather_follows_the_buffers(ring: Ring) -> None:
     memory = ring.space.memory
-    buffers = [Buffer(0x3000, 3), Buffer(0x4000, 4)]
-    assert scatter(memory, buffers, b"abcdefgh") == 7
-    assert gather(memory, buffers) == b"abcdefg"
+    memory[0x3000:0x3003] = b"abc"
+    memory[0x4000:0x4004] = b"defg"
+    assert gather(memory, [Buffer(0x3000, 3), Buffer(0x4000, 4)]) == b"abcdefg"
 
 
 def test_a_chain_of_exactly_num_descriptors_is_fine(ring: Ring) -> None:
