@@ -5,7 +5,7 @@
 #define GUEST "user_syscall"
 #include "check.h"
 
-static volatile uint32_t calls, irq_flag;
+static volatile uint32_t calls, irq_flag, esp_before_int;
 static volatile bool frame_on_trap_stack;
 
 static void syscall(struct trap_frame *frame)
@@ -17,11 +17,18 @@ static void syscall(struct trap_frame *frame)
 	user_trap = *frame;
 	if (frame->eax == 0)
 		user_return(frame->ebx);
+	if (frame->user_esp != esp_before_int)
+		panic("FAIL " GUEST ": stacked ESP %#x, the user's was %#x", frame->user_esp,
+		      esp_before_int);
 }
 
 static void user_code(void)
 {
-	__asm__ __volatile__("int $0x80" : : "a"(1) : "memory");
+	__asm__ __volatile__("movl %%esp, %0\n\t"
+			     "int $0x80"
+			     : "=m"(esp_before_int)
+			     : "a"(1)
+			     : "memory");
 	__asm__ __volatile__("int $0x80" : : "a"(0), "b"(42) : "memory");
 	__builtin_trap(); /* the trap above must end the user code */
 }
