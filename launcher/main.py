@@ -25,6 +25,7 @@ and died in the same pass, spec 1.3) is seen for what it is instead of being tak
 """
 
 import argparse
+import contextlib
 import errno
 import os
 import signal
@@ -171,8 +172,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def launch(options: argparse.Namespace) -> int:
-    if options.tunnet is not None:
-        raise LaunchError("--tunnet: tap networking is not available here; use --net=udp:HOST:PORT")
     verbose = _say if options.verbose else None
     device = options.device or default_device()
     if device.is_dir():  # the mount point itself: its node is what was meant
@@ -208,6 +207,8 @@ def launch(options: argparse.Namespace) -> int:
         return EXIT_CTRL_C
     finally:
         console.restore_terminal()
+        with contextlib.suppress(OSError):
+            write_break(fd, 0)  # let a waker caught in BREAK go, so that it can leave by itself
         waker.stop()
         os.close(fd)
 
@@ -219,7 +220,7 @@ def _run(fd: int, device: Path, guest: PreparedGuest, table: DeviceTable) -> int
             data = os.read(fd, REASON_MAX + 1)
         except OSError as error:
             if error.errno == errno.ENOENT:
-                return _guest_died(fd, device)
+                return _guest_died(fd)
             if error.errno == errno.EAGAIN:
                 table.service_input()
                 _release_breakers(fd, device)
@@ -240,7 +241,7 @@ def _release_breakers(fd: int, device: Path) -> None:
             raise LaunchError(f"{device}: BREAK 0 failed: {error.strerror}") from None
 
 
-def _guest_died(fd: int, device: Path) -> int:
+def _guest_died(fd: int) -> int:
     try:
         reason = os.read(fd, REASON_MAX)
     except OSError as error:
