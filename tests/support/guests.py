@@ -18,11 +18,3 @@ def test_guest(name: str) -> Path:
 
 
 test_guest.__test__ = False  # type: ignore[attr-defined]  # a helper, not a pytest test
-
-
-def test_guest_names() -> list[str]:
-    """Every test guest, for tests that run them all."""
-    return sorted(p.stem for p in TEST_GUESTS_DIR.glob("*.c"))
-
-
-test_guest_names.__test__ = False  # type: ignore[attr-defined]
