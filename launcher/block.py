@@ -13,10 +13,14 @@ and a last, writable, 1-byte status.
   here the file is never grown either, and the guest is stopped the same way);
 * otherwise a read into the writable buffers; the used length is 1 + bytes read.
 
+The file is locked (``flock``) for as long as the launcher runs: two guests writing one disk
+would corrupt it, so a second launcher is refused.
+
 2.6.24 served requests on an I/O thread and signalled completion through the waker; here each
 kick is served at once, in the launcher's main loop, and the interrupt is raised directly.
 """
 
+import fcntl
 import os
 import struct
 from pathlib import Path
@@ -53,6 +57,11 @@ class Block:
             raise LaunchError(
                 f"--block={path}: cannot open for reading and writing: {error.strerror}"
             ) from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # one guest per disk
+        except BlockingIOError:
+            os.close(self.fd)
+            raise LaunchError(f"--block={path}: in use by another launcher") from None
         self.path = path
         self.size = os.lseek(self.fd, 0, os.SEEK_END)  # works for block devices too
         self.table = table

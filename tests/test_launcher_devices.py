@@ -321,3 +321,10 @@ def test_block_request_without_status_is_fatal(guest: PreparedGuest, disk: Path)
 def test_block_missing_file_is_a_clear_error(guest: PreparedGuest, tmp_path: Path) -> None:
     with pytest.raises(LaunchError, match="no such file"):
         Block(make_table(guest), tmp_path / "nothing.img")
+
+
+def test_block_file_in_use_by_another_device_is_refused(guest: PreparedGuest, disk: Path) -> None:
+    table = make_table(guest)
+    Block(table, disk)
+    with pytest.raises(LaunchError, match="in use by another launcher"):
+        Block(table, disk)
