@@ -43,18 +43,23 @@ def test_abi_header_defines_every_constant_from_abi_py() -> None:
 
 
 def test_single_guest_is_cached_and_rebuilt_when_its_source_changes(tmp_path: Path) -> None:
-    source = tmp_path / "cached_probe.c"
+    source = tmp_path / "probe.c"
     source.write_text('#include "lguest.h"\nint main(void) { return 0; }\n')
-    first = build.build_single(source)
-    built_at = first.stat().st_mtime_ns
-    assert build.build_single(source).stat().st_mtime_ns == built_at
-    source.write_text('#include "lguest.h"\nint main(void) { early_puts("x"); return 0; }\n')
-    os.utime(source, ns=(built_at + 10**9, built_at + 10**9))
-    assert build.build_single(source).stat().st_mtime_ns != built_at
+    name = f"cache-probe-{os.getpid()}"  # its own output, whatever else runs the build
+    try:
+        first = build.build_single(source, name=name)
+        built_at = first.stat().st_mtime_ns
+        assert build.build_single(source, name=name).stat().st_mtime_ns == built_at
+        source.write_text('#include "lguest.h"\nint main(void) { early_puts("x"); return 0; }\n')
+        os.utime(source, ns=(built_at + 10**9, built_at + 10**9))
+        assert build.build_single(source, name=name).stat().st_mtime_ns != built_at
+    finally:
+        for leftover in build.BUILD_DIR.glob(f"single/{name}.elf*"):
+            leftover.unlink()
 
 
 def test_compiler_errors_raise_with_gccs_output(tmp_path: Path) -> None:
-    source = tmp_path / "broken_probe.c"
+    source = tmp_path / f"broken-probe-{os.getpid()}.c"
     source.write_text('#include "lguest.h"\nint main(void) { return undeclared_name; }\n')
     with pytest.raises(build.GuestBuildError, match="undeclared_name"):
         build.build_single(source)
