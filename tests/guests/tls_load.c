@@ -1,5 +1,6 @@
-/* tls_load (spec 7.2): LOAD_TLS puts 3 descriptors in GDT entries 6-8 (fixed up like LOAD_GDT);
- * a segment register loaded with them addresses memory at their base. */
+/* tls_load (spec 7.2): LOAD_TLS puts 3 descriptors in GDT entries 6-8, fixed up like LOAD_GDT
+ * (accessed bit set, DPL 0 made DPL 1); a segment register loaded with them addresses memory
+ * at their base. */
 #define GUEST "tls_load"
 #include "check.h"
 
@@ -34,6 +35,12 @@ int main(void)
 	make_descriptor(tls[0], (uint32_t)&words[2], 0xFFFFF, 0xF2);
 	hcall(LHCALL_LOAD_TLS, __pa(tls), 0, 0);
 	CHECK(read_through_tls(0) == words[2], "LOAD_TLS did not replace entry 6");
+
+	make_descriptor(tls[2], 0, 0xFFFFF, 0x92); /* DPL 0 */
+	hcall(LHCALL_LOAD_TLS, __pa(tls), 0, 0);
+	uint32_t rights = access_rights((GDT_ENTRY_TLS_MIN + 2) << 3 | 1);
+	CHECK((rights >> 13 & 3) == 1, "a DPL-0 TLS entry has DPL %u after LOAD_TLS, want 1",
+	      rights >> 13 & 3);
 	pass();
 	return 0;
 }
