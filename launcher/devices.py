@@ -65,11 +65,12 @@ class DeviceTable:
         self.devices: list[Device] = []
         self.next_irq = 1
         self.fd: int | None = None  # the node, once INITIALIZE has been written
-        self._handlers: dict[int, Callable[[], None]] = {}  # queue pfn -> its notify handler
+        self._handlers: dict[int, tuple[str, Callable[[], None]]] = {}  # queue pfn -> name, handler
         self._inputs: dict[int, InputHandler] = {}  # every input fd a device has
         self.watched: set[int] = set()  # the ones the waker should watch now
         self.watch_listener: WatchListener | None = None
         self.verbose = verbose or (lambda message: None)
+        self.tracing = verbose is not None  # skip building messages nobody will read
 
     # --- Building the device page (before INITIALIZE) -----------------------------------------
 
@@ -112,7 +113,7 @@ class DeviceTable:
         self.next_irq += 1
         device.queues.append(queue)
         if on_notify is not None:
-            self._handlers[pfn] = on_notify
+            self._handlers[pfn] = (queue.name, on_notify)
         self.verbose(f"{queue.name}: queue at pfn {pfn:#x}, irq {queue.irq}")
         return queue
 
@@ -120,9 +121,12 @@ class DeviceTable:
 
     def notify(self, address: int) -> bool:
         """Run the handler of the queue whose first page ``address`` is in; False if none."""
-        handler = self._handlers.get(address // PAGE_SIZE)
-        if handler is None:
+        found = self._handlers.get(address // PAGE_SIZE)
+        if found is None:
             return False
+        name, handler = found
+        if self.tracing:
+            self.verbose(f"notify {address:#x}: {name}")
         handler()
         return True
 

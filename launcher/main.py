@@ -222,6 +222,8 @@ def _run(fd: int, device: Path, guest: PreparedGuest, table: DeviceTable) -> int
             if error.errno == errno.ENOENT:
                 return _guest_died(fd)
             if error.errno == errno.EAGAIN:
+                if table.tracing:
+                    table.verbose("break: servicing input")
                 table.service_input()
                 _release_breakers(fd, device)
                 continue
