@@ -28,14 +28,6 @@
 
 #include "lguest_abi.h"
 
-/* Offsets inside struct trap_frame, for assembly (checked against the struct below). */
-#define TF_EDI 0
-#define TF_EAX 28
-#define TF_VECTOR 48
-#define TF_ERROR_CODE 52
-#define TF_EIP 56
-#define TF_SIZE_KERNEL 68 /* frame size when the trap came from privilege level 1 */
-
 #define BOOT_STACK_SIZE 16384
 
 /* User-mode segments loaded by rt_load_user_gdt() (Linux's slots, spec 7.2). */
@@ -200,9 +192,11 @@ uint32_t idt_entry_hi(unsigned int vector, unsigned int type, unsigned int dpl);
 /* Erase the IDT entry (LOAD_IDT_ENTRY with the present bit clear) and forget the handler. */
 void clear_trap_handler(unsigned int vector);
 
-/* Run fn(arg) at privilege level 3 on user_stack (top of stack, virtual) with the user segments
- * of rt_load_user_gdt(); returns when the user code makes `int $0x80` with EAX = 0 (the handler
- * for 0x80 is installed as a DPL-3 trap gate by this call).  Needs SET_STACK done first. */
+/* User mode.  rt_load_user_gdt() loads a GDT with flat user segments (USER_CS, USER_DS).
+ * run_user() then enters fn at privilege level 3 with ESP = user_stack_top and the current
+ * interrupt flag, and returns only when a trap handler calls user_return(value): fn must end in
+ * a trap (a syscall, a fault).  Traps from user mode land on the SET_STACK stack, so make that
+ * hypercall first. */
 void rt_load_user_gdt(void);
 uint32_t run_user(void (*fn)(void), uint32_t user_stack_top);
 /* From a trap handler: abandon the user-mode code and make run_user return value. */

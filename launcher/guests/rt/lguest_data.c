@@ -24,12 +24,6 @@ _Static_assert(offsetof(struct lguest_data, noirq_end) == LD_NOIRQ_END, "noirq_e
 _Static_assert(offsetof(struct lguest_data, kernel_address) == LD_KERNEL_ADDRESS, "kernel_address");
 _Static_assert(offsetof(struct lguest_data, syscall_vec) == LD_SYSCALL_VEC, "syscall_vec");
 
-_Static_assert(offsetof(struct trap_frame, edi) == TF_EDI, "trap frame");
-_Static_assert(offsetof(struct trap_frame, eax) == TF_EAX, "trap frame");
-_Static_assert(offsetof(struct trap_frame, vector) == TF_VECTOR, "trap frame");
-_Static_assert(offsetof(struct trap_frame, error_code) == TF_ERROR_CODE, "trap frame");
-_Static_assert(offsetof(struct trap_frame, eip) == TF_EIP, "trap frame");
-_Static_assert(offsetof(struct trap_frame, user_esp) == TF_SIZE_KERNEL, "trap frame");
 
 struct lguest_data lguest_data __attribute__((aligned(16))) = {
 	.irq_enabled = 0,

@@ -11,6 +11,10 @@
 #define IDT_PRESENT 0x8000
 #define STUB_BYTES 16
 
+/* trap_common pushes 8 registers (pushal) and 4 segments below the vector and error code. */
+_Static_assert(offsetof(struct trap_frame, vector) == 12 * 4, "struct trap_frame vs traps.S");
+_Static_assert(offsetof(struct trap_frame, eip) == 14 * 4, "struct trap_frame vs traps.S");
+
 extern char trap_stubs[];
 
 static trap_handler_t trap_handlers[IDT_ENTRIES];
