@@ -51,13 +51,13 @@ from lguestfs.abi import (
 )
 from lguestfs.interrupts import write_timestamp
 from lguestfs.memory import GuestAccessError
+from lguestfs.pagetables import STACK_PAGES_MAX
 
 if TYPE_CHECKING:
     from lguestfs.guest import Guest
 
 # struct hcall_args overlays the saved eax, ebx, ecx, edx: call, arg2, arg3, arg1.
 _SLOT = struct.Struct("<IIII")
-_MAX_STACK_PAGES: Final = 2
 
 
 def _signed(value: int) -> int:
@@ -188,7 +188,7 @@ def _load_idt_entry(g: Guest, num: int, lo: int, hi: int) -> None:
 def _set_stack(g: Guest, seg: int, esp: int, pages: int) -> None:
     if seg & 3 != 1:
         g.kill(f"bad stack segment {_signed(seg)}")
-    if pages > _MAX_STACK_PAGES:
+    if pages > STACK_PAGES_MAX:
         g.kill(f"bad stack pages {pages}")
     g.ss1 = seg
     g.pagetables.stack = (esp, pages)

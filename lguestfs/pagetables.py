@@ -59,6 +59,7 @@ from lguestfs.cpu import GDT_VADDR
 from lguestfs.memory import GuestAccessError, GuestMemory
 
 SHADOW_CACHE: Final = 4  # lg->pgdirs[4]
+STACK_PAGES_MAX: Final = 2  # SET_STACK's limit on the kernel stack
 _PTES_PER_PAGE: Final = 1024
 _FLAGS: Final = 0xFFF
 _ERR_PRESENT: Final = 1
@@ -285,7 +286,9 @@ class PageTables:
     def pin_stack_pages(self) -> None:
         """Map the kernel stack writable now, so reflecting a trap can never fault on it."""
         esp1, pages = self.stack
-        for i in range(pages):
+        # SET_STACK with more than 2 pages has already killed the guest; 2.6.24 still walked
+        # them all, which for a random count would keep the Host busy for minutes.
+        for i in range(min(pages, STACK_PAGES_MAX)):
             vaddr = (esp1 - 1 - i * 4096) & 0xFFFFFFFF
             spte = self.shadow.ptes.get(vaddr >> PAGE_SHIFT)
             if spte is not None and spte & PTE_RW:
