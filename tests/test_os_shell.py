@@ -30,6 +30,7 @@ SCRIPT = [
     "bench",
     "no-such-command",
     "stats",
+    "mem ",  # the same command again (the trailing blank tells the transcripts apart)
 ]
 
 
@@ -122,7 +123,7 @@ def test_user_program_touching_kernel_memory_is_killed_by_its_page_fault(
 
 def test_fault_handler_reports_cr2_and_recovers(session: LaunchResult) -> None:
     shown = output_of(session, "fault")
-    assert "page fault: write at cr2=0xe0000000 (page not present)" in shown
+    assert "page fault: write at cr2=0x40000000 (page not present)" in shown
     assert "fault: recovered from 1 page fault, read back 0x1234abcd" in shown
 
 
@@ -145,3 +146,13 @@ def test_stats_count_interrupts_faults_and_system_calls(session: LaunchResult) -
     match = re.search(r"interrupts: timer (\d+), console (\d+)", shown)
     assert match and int(match[1]) > 0 and int(match[2]) > 0, shown  # typing arrives by irq
     assert "faults: 2 page faults, 1 recovered; 3 system calls" in shown
+
+
+def free_pages(shown: str) -> int:
+    match = re.search(r"pages: \d+ total, (\d+) free", shown)
+    assert match, shown
+    return int(match[1])
+
+
+def test_user_programs_and_faults_give_back_every_page(session: LaunchResult) -> None:
+    assert free_pages(output_of(session, "mem ")) == free_pages(output_of(session, "mem"))

@@ -37,7 +37,7 @@ extern char command_line[COMMAND_LINE_MAX];
 
 /* --- mm.c ----------------------------------------------------------------------------------- */
 
-#define MAX_GUEST_MEM (512u << 20)
+#define MAX_GUEST_MEM (1024u << 20)
 
 struct mem_stats {
 	uint32_t ram_bytes;        /* from the e820 map */

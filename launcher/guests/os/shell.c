@@ -298,7 +298,8 @@ static void cmd_user(char *args)
 	user_run(next_word(&args));
 }
 
-#define FAULT_ADDR 0xE0000000u /* nothing is ever mapped here */
+/* Below PAGE_OFFSET only the user programs' pages are ever mapped (user.h), never this. */
+#define FAULT_ADDR 0x40000000u
 
 static void touch(void *arg)
 {

@@ -66,7 +66,8 @@ uint32_t with_demand_paging(uint32_t lo, uint32_t hi, void (*fn)(void *), void *
 	demand_hi = hi;
 	fn(arg);
 	demand_lo = demand_hi = 0;
-	/* Give back what the handler mapped, and the page table it may have needed. */
+	/* Give back what the handler mapped, and the page tables it needed (the window is
+	 * reserved for this: nothing else lives in its 4 MB). */
 	for (uint32_t va = lo & ~(PAGE_SIZE - 1); va < hi; va += PAGE_SIZE) {
 		uint32_t phys = virt_to_phys_walk(va);
 		if (phys) {
@@ -74,6 +75,8 @@ uint32_t with_demand_paging(uint32_t lo, uint32_t hi, void (*fn)(void *), void *
 			page_free(__va(phys & ~(PAGE_SIZE - 1)));
 		}
 	}
+	for (uint32_t va = lo & ~0x3FFFFFu; va < hi; va += 0x400000)
+		unmap_table(va);
 	return stats.faults_recovered - before;
 }
 
