@@ -166,16 +166,20 @@ class Guest:
         self._uc_lock = threading.Lock()  # guards Unicorn against stop-after-close
         self._cpu_open = True
 
-        self.cpu = Cpu(memory, self)
-        self.pagetables = PageTables(
-            memory,
-            pgdir,
-            host_page=self.cpu.host_page,
-            cpl=self.cpu.cpl,
-            flush_tlb=self.cpu.flush_tlb,
-            kill=self.kill,
-        )
-        self.cpu.start(self.gdt.host_table(), start)
+        try:
+            self.cpu = Cpu(memory, self)
+            self.pagetables = PageTables(
+                memory,
+                pgdir,
+                host_page=self.cpu.host_page,
+                cpl=self.cpu.cpl,
+                flush_tlb=self.cpu.flush_tlb,
+                kill=self.kill,
+            )
+            self.cpu.start(self.gdt.host_table(), start)
+        except BaseException:
+            memory.close()  # we own it from the first line
+            raise
         self._thread = threading.Thread(target=self._main, name=f"lguest-{name}", daemon=True)
         self._thread.start()
 
@@ -380,7 +384,10 @@ class Guest:
                 if self._closing:
                     return
             assert on_exit is not None
-            on_exit(kind, value)
+            try:
+                on_exit(kind, value)
+            except Exception:
+                log.exception("guest %s: on_exit failed", self.name)
 
     def _run_guest(self) -> tuple[RunExit, int]:
         """2.6.24's ``run_guest()``: one read's worth."""

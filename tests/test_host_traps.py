@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import struct
 
+import pytest
+
 from lguestfs.abi import KERNEL_CS_DESCRIPTOR, KERNEL_DS_DESCRIPTOR, LD_IRQ_ENABLED
-from lguestfs.guest import RunExit
+from lguestfs.guest import Guest, RunExit
 from tests.test_host_support import DATA, SCRATCH, Reads, make_guest, needs_as
 
 pytestmark = needs_as
@@ -57,7 +59,7 @@ def gdt_table() -> bytes:
     return b"".join(struct.pack("<II", lo, hi) for lo, hi in entries)
 
 
-def user_guest(user_code: str):  # type: ignore[no-untyped-def]
+def user_guest(user_code: str) -> Guest:
     source = (
         f".set GDT_TABLE, {GDT_TABLE:#x}\n.set FRAME, {FRAME:#x}\n"
         + SET_GATE.replace("\\\\", "\\")
@@ -70,7 +72,7 @@ def user_guest(user_code: str):  # type: ignore[no-untyped-def]
     return g
 
 
-def frame(g, words: int = 6) -> list[int]:  # type: ignore[no-untyped-def]
+def frame(g: Guest, words: int = 6) -> list[int]:
     return list(struct.unpack(f"<{words}I", g.memory.read(FRAME, words * 4)))
 
 
@@ -158,5 +160,51 @@ timer:
         assert eflags & 0x200
         assert g.memory.read_u32(DATA + LD_IRQ_ENABLED) == 0
         assert g.status().interrupts_delivered == 1
+    finally:
+        g.close()
+
+
+def test_fetch_from_an_unmapped_page_is_a_page_fault_with_cr2() -> None:
+    g = make_guest("init\n movl $0x80000000, %eax\n jmp *%eax\n")
+    try:
+        assert Reads(g).read() == (RunExit.DIED, 0)
+        assert g.dead_reason == "unhandled trap 14 at 0x80000000 (0x80000000)"
+    finally:
+        g.close()
+
+
+@pytest.mark.parametrize(
+    ("before", "errcode"),
+    [("", 2), ("movl (SCRATCH + PAGE_OFFSET + 8), %eax", 3)],
+    ids=["first-touch", "after-a-read"],
+)
+def test_write_to_a_read_only_page_reflects_cr2_and_the_shadow_error_code(
+    before: str, errcode: int
+) -> None:
+    """P is set only if the Host had already mapped the page (read-only) for an earlier read."""
+    source = (
+        SET_GATE.replace("\\\\", "\\")
+        + f"""
+    init
+    gate 14, pf_handler, 0x8e00
+    {before}
+    movl $0x1234, (SCRATCH + PAGE_OFFSET + 8)
+1:  jmp 1b
+pf_handler:
+    movl (%esp), %eax
+    movl %eax, (FRAME + PAGE_OFFSET)
+    movl (DATA + PAGE_OFFSET + 8), %eax
+    movl %eax, (FRAME + PAGE_OFFSET + 4)
+    hcall 17, 14
+"""
+    )
+    g = make_guest(f".set FRAME, {SCRATCH + 0x1000:#x}\n" + source)  # outside the read-only page
+    try:
+        pte = 0x2000 + (SCRATCH >> 12) * 4
+        g.memory.write_u32(pte, g.memory.read_u32(pte) & ~2)
+        assert Reads(g).read() == (RunExit.NOTIFY, 14), g.dead_reason
+        found = struct.unpack("<II", g.memory.read(SCRATCH + 0x1000, 8))
+        assert found == (errcode, 0xC0000000 + SCRATCH + 8)
+        assert g.status().page_faults_reflected == 1
     finally:
         g.close()
