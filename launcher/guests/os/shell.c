@@ -406,6 +406,9 @@ static void cmd_crash(char *args)
 {
 	/* CRASH reads exactly 128 bytes of guest memory: give it a whole buffer. */
 	static char reason[CRASH_MESSAGE_BYTES];
+
+	if (!*args)
+		args = "the shell's crash command";
 	size_t len = strlen(args);
 
 	if (len > sizeof(reason) - 1)

@@ -14,16 +14,8 @@
  */
 #include "virtio.h"
 
-
-
 static struct virtio_device devices[VIRTIO_MAX_DEVICES];
 static int device_count;
-
-uint32_t virtio_phys(const void *va)
-{
-	uint32_t addr = (uint32_t)va;
-	return addr >= PAGE_OFFSET ? addr - PAGE_OFFSET : addr;
-}
 
 /* --- The device page ------------------------------------------------------------------------- */
 
@@ -178,7 +170,7 @@ bool virtqueue_add(struct virtqueue *vq, const struct vbuf *bufs, unsigned out, 
 	if (total == 0 || total > vq->num_free)
 		return false;
 	for (unsigned n = 0; n < total; n++) {
-		vq->desc[i].addr = virtio_phys(bufs[n].addr);
+		vq->desc[i].addr = __pa(bufs[n].addr); /* buffers live in linearly mapped RAM */
 		vq->desc[i].len = bufs[n].len;
 		vq->desc[i].flags = (uint16_t)((n + 1 < total ? VRING_DESC_F_NEXT : 0) |
 					       (n >= out ? VRING_DESC_F_WRITE : 0));

@@ -125,7 +125,4 @@ bool virtqueue_has_used(const struct virtqueue *vq);
 /* What the drivers do while waiting for the launcher; they pass a condition to re-check. */
 typedef void (*virtio_wait_fn)(bool (*done)(void *), void *arg);
 
-/* The physical address of a buffer in the guest's own (linearly mapped) memory. */
-uint32_t virtio_phys(const void *va);
-
 #endif

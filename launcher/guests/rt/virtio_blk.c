@@ -7,7 +7,6 @@
  */
 #include "virtio_blk.h"
 
-
 struct blk_outhdr {
 	uint32_t type; /* VIRTIO_BLK_T_IN / _OUT */
 	uint32_t ioprio;

@@ -10,7 +10,6 @@
  */
 #include "virtio_console.h"
 
-
 #define INPUT_BUFFERS 4
 #define INPUT_BUFFER_BYTES 128
 #define OUTPUT_BUFFER_BYTES 2048

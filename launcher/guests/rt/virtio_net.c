@@ -7,7 +7,6 @@
  */
 #include "virtio_net.h"
 
-
 static void post_rx(struct vnet *net, struct vnet_rx_buffer *buf)
 {
 	struct vbuf chain[2] = {{buf->hdr, sizeof(buf->hdr)}, {buf->frame, sizeof(buf->frame)}};
