@@ -23,6 +23,7 @@ import struct
 import threading
 import time
 from pathlib import Path
+from typing import ClassVar
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -135,7 +136,7 @@ class ProtocolMachine(RuleBasedStateMachine):
     mount: Mount
     kernel: Path
     operations = 0
-    outcomes: collections.Counter[str] = collections.Counter()
+    outcomes: ClassVar[collections.Counter[str]] = collections.Counter()
 
     def __init__(self) -> None:
         super().__init__()
@@ -318,6 +319,22 @@ class ProtocolMachine(RuleBasedStateMachine):
         assert got == expected, (data, got, expected)
         if request == abi.LHREQ_BREAK and got == 0:
             self.release_breakers_released(waker.guest)
+
+    @precondition(lambda self: self.guests)
+    @rule(index=st.integers(0), argument=st.integers(1, 2**64 - 1))
+    def break_guest(self, index: int, argument: int) -> None:
+        """What a waker is for: BREAK 1 (blocks), to be answered by the owner's EAGAIN."""
+        guest = self.guest(index)
+        data = struct.pack("<2Q", abi.LHREQ_BREAK, argument)
+        if guest.dead:
+            fd = os.open(self.mount.guests / guest.name / "waker", os.O_RDWR)
+            try:
+                assert attempt_write(fd, data) == "ENOENT"
+            finally:
+                os.close(fd)
+            self.count()
+        elif not guest.breakers:
+            self.break_from_a_thread(guest, data)
 
     def release_breakers_released(self, guest: Guest) -> None:
         for breaker in guest.breakers:
