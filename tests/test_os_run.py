@@ -6,6 +6,7 @@ Each run gets its own TMPDIR, so "nothing behind" is checked on a directory no o
 """
 
 import os
+import pty
 import selectors
 import signal
 import subprocess
@@ -105,3 +106,30 @@ def test_sigterm_mid_session_stops_everything_and_cleans_up(run_tmpdir: Path) ->
             process.wait()
     assert process.returncode != 0
     assert b"scripts/run: stopped by SIGTERM" in errors
+
+
+def test_terminal_session_is_interactive_and_three_ctrl_c_end_it_cleanly(
+    run_tmpdir: Path,
+) -> None:
+    # On a terminal the launcher turns off echo, line editing and keyboard signals: the guest
+    # echoes what is typed, and Ctrl-C is a byte for the guest, three of them end the session.
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: scripts/run on the terminal
+        os.execve(str(RUN), [str(RUN), "quiet"], run_environment(run_tmpdir))
+    terminal_file = os.fdopen(terminal, "rb", buffering=0)  # owns the fd from here
+    try:
+        read_until(terminal_file, b"lguest> ", timeout=120)
+        os.write(terminal, b"echo typed\r")
+        read_until(terminal_file, b"echo typed\r\ntyped\r\nlguest> ", timeout=30)
+        for _ in range(3):
+            os.write(terminal, b"\x03")
+            time.sleep(0.1)
+        read_until(terminal_file, b"three Ctrl-C", timeout=30)
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+        assert os.waitstatus_to_exitcode(status) == 2
+    finally:
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        terminal_file.close()
