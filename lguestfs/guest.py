@@ -31,6 +31,7 @@ import enum
 import heapq
 import itertools
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -161,7 +162,8 @@ class Guest:
         self._user_io_at: int | None = None  # EIP of a user-mode in/out that must #GP
         self._timer_key: int | None = None
         self._on_exit: Callable[[RunExit, int], None] | None = None
-        self._cond = threading.Condition()
+        self._cond = threading.Condition()  # halted sleeps, and everything that wakes them
+        self._runs: queue.SimpleQueue[None] = queue.SimpleQueue()  # run() and close() to _main
         self._irq_lock = threading.Lock()
         self._uc_lock = threading.Lock()  # guards Unicorn against stop-after-close
         self._cpu_open = True
@@ -192,7 +194,7 @@ class Guest:
                 raise RuntimeError("a run is already in progress")
             self._on_exit = on_exit
             self._signal = signal_pending
-            self._cond.notify_all()
+        self._runs.put(None)  # the cheapest hand-off there is: a futex wake, no allocation
 
     def set_break(self, on: bool) -> None:
         """LHREQ_BREAK's flag: set wakes a halted guest and stops a running one."""
@@ -225,6 +227,7 @@ class Guest:
             self._closing = True
             self._wakeup = True
             self._cond.notify_all()
+        self._runs.put(None)
         self._kick()
         if threading.current_thread() is not self._thread:
             self._thread.join()
@@ -367,12 +370,13 @@ class Guest:
 
     def _main(self) -> None:
         while True:
+            self._runs.get()
             with self._cond:
-                while self._on_exit is None and not self._closing:
-                    self._cond.wait()
                 if self._closing:
                     return
                 on_exit = self._on_exit
+                if on_exit is None:
+                    continue
             try:
                 kind, value = self._run_guest()
             except Exception as e:  # a Host bug must not leave the reader blocked forever
