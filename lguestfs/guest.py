@@ -5,20 +5,26 @@ INITIALIZE and calls ``run()`` for each read of the owner.  ``run()`` returns at
 own thread runs 2.6.24's ``run_guest()`` loop on the CPU (``cpu``) and calls ``on_exit`` exactly
 once, from that thread, when the read must return: a notify, a break, a signal, or the death.
 Hypercalls (``hypercalls``), interrupts and traps (``interrupts``) and the MMU (``pagetables``)
-work on the state kept here, which is 2.6.24's ``struct lguest``.
+work on the state kept here, which is 2.6.24's ``struct lguest``; the CPU's hooks (``on_*``)
+are methods of this class.
 
 Threads and hand-offs, and why:
 
 * **The guest thread** owns Unicorn.  Unicorn releases the GIL while it emulates, so two guests
-  run on two cores; hooks take the GIL back only while they run.  The thread sleeps on a
-  condition between reads and while the guest is halted, burning no CPU.
+  run on two cores; hooks take the GIL back only while they run.  Between reads the thread waits
+  on a ``SimpleQueue`` (the cheapest wake-up Python has); while the guest is halted it sleeps on
+  a condition.  Neither burns CPU.
 * **Stopping a running guest** (a break, a signal, an irq, a timer expiry, close) sets the reason,
   then ``_kick()``: a "stop requested" flag plus ``uc_emu_stop()``.  A stop landing in the first
   microseconds of ``emu_start`` is lost, so the guest thread clears the flag before it looks at
   the reasons and skips the run if it is set again, and the clock thread repeats ``emu_stop``
   every millisecond until the guest thread has cleared the flag.
 * **The clock** is one daemon-wide thread with a heap of deadlines: guest timers
-  (SET_CLOCKEVENT) and the repeats of kicks.  Sleeping guests cost it nothing.
+  (SET_CLOCKEVENT), the repeats of kicks, and the polls below.  Sleeping guests cost it nothing.
+* **Interrupts are injected only at loop boundaries** (spec 2, step 5).  2.6.24 got a boundary at
+  every guest exit, and the host's own timer ticks made sure exits kept coming; a guest spinning
+  here makes none.  So while an interrupt stays pending (masked, the noirq window, interrupts
+  off), the guest is stopped every millisecond to look again.
 * Hypercalls that stay in the guest are handled inside the INTR hook, including steps 2-5 of the
   loop (notify, signal and break checks, interrupt injection), so a hypercall costs a few
   microseconds and never a thread switch; anything else stops the CPU and the loop takes over.
