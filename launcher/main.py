@@ -74,8 +74,9 @@ def _parser() -> argparse.ArgumentParser:
         "/dev/lguest) and run its console, block and network devices.  Guest output goes to "
         "stdout, stdin goes to the guest; when the guest dies the launcher prints "
         "'lguest: <reason>' on stderr and exits 1, or 0 when the guest powered off.",
-        epilog="Three Ctrl-C within a second end the launcher (exit status 2).  From another "
-        "shell, 'lguest-waker PID' breaks the launcher out to service its input.",
+        epilog="Exit status: 0 when the guest powers off, 1 when it dies or on an error, 2 after "
+        "three Ctrl-C within a second (or a bad command line).  From another shell, "
+        "'lguest-waker PID' breaks the launcher out to service its input.",
     )
     parser.set_defaults(devices=[])
     parser.add_argument(
@@ -210,7 +211,8 @@ def launch(options: argparse.Namespace) -> int:
         with contextlib.suppress(OSError):
             write_break(fd, 0)  # let a waker caught in BREAK go, so that it can leave by itself
         waker.stop()
-        os.close(fd)
+        with contextlib.suppress(OSError):  # a dead daemon fails even this (ENOTCONN)
+            os.close(fd)
 
 
 def _run(fd: int, device: Path, guest: PreparedGuest, table: DeviceTable) -> int:
@@ -227,6 +229,8 @@ def _run(fd: int, device: Path, guest: PreparedGuest, table: DeviceTable) -> int
                 table.service_input()
                 _release_breakers(fd, device)
                 continue
+            if error.errno in (errno.ECONNABORTED, errno.ENOTCONN):
+                raise LaunchError(f"{device}: the lguestfs daemon has gone away") from None
             raise LaunchError(f"{device}: read failed: {error.strerror}") from None
         if len(data) != WORD_BYTES:
             return _report_death(data)  # died in the same pass as a notify: this is the reason

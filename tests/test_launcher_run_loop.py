@@ -6,11 +6,13 @@ under test.  So each test pins one launcher behaviour, independent of the defaul
 """
 
 import struct
+import subprocess
+import time
 from pathlib import Path
 
 from lguestfs import abi
 from tests.support.handguest import SPIN, hypercall, lguest_data_image
-from tests.support.launch import elf32, run_launcher
+from tests.support.launch import Launcher, elf32, run_launcher
 from tests.support.mount import Mount
 
 MEM_MB = 32
@@ -113,3 +115,17 @@ def test_initrd_is_where_the_zero_page_says(mount: Mount, tmp_path: Path) -> Non
     result = run_launcher(mount, MEM_MB, kernel, options=[f"--initrd={initrd}"])
     assert result.output == "the initrd says hello\n"
     assert result.returncode == 0
+
+
+def test_a_daemon_that_dies_under_a_running_guest_is_one_line(mount: Mount, tmp_path: Path) -> None:
+    with Launcher(mount, MEM_MB, guest(tmp_path, b"")) as launcher:  # INIT, then spin
+        deadline = time.monotonic() + 30
+        while not (mount.guests / str(launcher.pid)).exists():
+            assert time.monotonic() < deadline, launcher.result()
+            time.sleep(0.02)
+        mount.crash()
+        try:
+            assert launcher.wait(30) == 1
+            assert launcher.result().errors.endswith("the lguestfs daemon has gone away\n")
+        finally:  # the crash left the mount point dead: clear it, as a user would
+            subprocess.run(["fusermount3", "-u", "-z", str(mount.path)], check=False)
