@@ -91,7 +91,7 @@ LD_CR2: Final = 8  # u32: the faulting address, written before a #PF is reflecte
 LD_TIME: Final = 12  # s32 seconds, s32 nanoseconds: wall clock, refreshed by the Host
 LD_HCALL_STATUS: Final = 20  # u8[64]: the async ring's status bytes
 LD_HCALLS: Final = 84  # 64 slots of 16 bytes
-LD_RESERVE_MEM: Final = 1108  # u32, Host-written at INIT: the top of virtual memory that is the Host's
+LD_RESERVE_MEM: Final = 1108  # u32, Host-written at INIT: the Host's share at the top of memory
 LD_TSC_KHZ: Final = 1112  # u32, Host-written at INIT: 0 = do not use the TSC
 LD_PGDIR: Final = 1116  # u32, Host-written at INIT: the initial page directory
 LD_NOIRQ_START: Final = 1120  # u32: no interrupt is injected while noirq_start <= EIP < noirq_end
