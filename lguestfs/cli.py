@@ -11,6 +11,7 @@ Path: **command line** -> node (``fs``) -> handle -> guest -> CPU -> hypercall -
 
 import argparse
 import errno
+import faulthandler
 import logging
 import os
 import signal
@@ -152,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         datefmt="%H:%M:%S",
     )
     logging.getLogger("pyfuse3").setLevel(logging.INFO)  # its worker bookkeeping is noise
+    # A daemon that seems stuck: ``kill -USR1 <pid>`` writes every thread's stack to the log.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         mountpoint = check_mountpoint(args.mountpoint)
     except MountError as error:

@@ -51,6 +51,8 @@ from lguestfs.memory import GuestMemory
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL = 0.01  # seconds between looks at held requests' callers (signals, closing)
+STOP_GRACE = 1.0  # seconds a guest may take to stop for a signal before its read ends anyway
+CLOSE_GRACE = 5.0  # seconds a guest may take to close before the daemon stops waiting for it
 WORD_FORMATS = {4: "<I", 8: "<Q"}
 
 
@@ -103,15 +105,24 @@ class Held:
     caller: Caller
     session: "Session"
     on_signal: Callable[[], None]  # a read interrupts the guest; a breaker just wakes up
-    wake: trio.Event  # set to make the holder look again (closing)
-    signalled: bool = False
+    wake: trio.Event  # set to make the holder look again (closing, giving up)
+    signalled_at: float | None = None
+    abandoned: bool = False  # the guest ignored the signal for STOP_GRACE: answer anyway
 
-    def look(self) -> None:
+    @property
+    def signalled(self) -> bool:
+        return self.signalled_at is not None
+
+    def look(self, now: float) -> None:
         if self.session.closed_errno:
             self.wake.set()
-        elif not self.signalled and self.caller.thread_state() is not ThreadState.WAITING:
-            self.signalled = True
-            self.on_signal()
+        elif self.signalled_at is None:
+            if self.caller.thread_state() is not ThreadState.WAITING:
+                self.signalled_at = now
+                self.on_signal()
+        elif now - self.signalled_at > STOP_GRACE and not self.abandoned:
+            self.abandoned = True
+            self.wake.set()
 
 
 class Watcher:
@@ -145,8 +156,9 @@ class Watcher:
                 await self._idle.wait()
                 self._idle = None
             await trio.sleep(POLL_INTERVAL)
+            now = trio.current_time()
             for held in list(self._held):
-                held.look()
+                held.look(now)
 
 
 @dataclass
@@ -215,13 +227,16 @@ class Session:
 
     def _exit_reached(self, kind: RunExit, value: int) -> None:
         self._exit = (kind, value)
+        self.running = False
         self._exit_arrived.set()
 
     async def run(self, reader: Caller) -> tuple[RunExit, int]:
         """Run the guest for one read; held until it exits.
 
         A signal to the reader makes the watcher interrupt the guest, so the run ends with
-        SIGNAL (unless a notify or the death got there first, as in the kernel's loop).
+        SIGNAL (unless a notify or the death got there first, as in the kernel's loop).  A guest
+        that does not stop within ``STOP_GRACE`` (a Host bug) does not keep the launcher
+        unkillable: the read ends with EINTR anyway, and later reads are EBUSY until it stops.
         """
         self._exit = None
         arrived = self._exit_arrived = trio.Event()
@@ -232,11 +247,16 @@ class Session:
             self.guest.run(self._on_exit)
             while self._exit is None:
                 await arrived.wait()
-                self._check_open()  # only a release sets ``arrived`` without an exit
+                self._check_open()  # otherwise ``arrived`` is set without an exit only...
+                if held.abandoned:  # ...when the guest ignored the signal
+                    fail(
+                        errno.EINTR,
+                        f"{self.name}: internal error: the guest ignored a signal; read ended",
+                        logging.WARNING,
+                    )
             return self._exit
         finally:
             self.watcher.release(held)
-            self.running = False
 
     def _check_open(self) -> None:
         if self.closed_errno:
@@ -406,7 +426,7 @@ class DeviceHandle(Handle):
         if session.dead:
             return self.death_report(session, size)
         if session.running:
-            fail(errno.EBUSY, f"{self}: a read is already running this guest")
+            fail(errno.EBUSY, f"{self}: the guest is still running an earlier read")
         session.counters.reads += 1
         kind, value = await session.run(self.caller)
         if kind is RunExit.NOTIFY:
@@ -443,8 +463,12 @@ async def close_session(registry: Registry, session: Session, code: int) -> None
     """Stop and free one guest; held requests on it answer ``code``."""
     registry.remove(session)
     session.close(code)
-    await trio.to_thread.run_sync(session.guest.close)
-    log.info("guest %s released", session.name)
+    with trio.move_on_after(CLOSE_GRACE) as waited:
+        await trio.to_thread.run_sync(session.guest.close, abandon_on_cancel=True)
+    if waited.cancelled_caught:  # a Host bug: never let it keep the daemon from going on
+        log.error("internal error: guest %s ignored close for %s s", session.name, CLOSE_GRACE)
+    else:
+        log.info("guest %s released", session.name)
 
 
 class WakerHandle(Handle):

@@ -107,6 +107,8 @@ class Mount:
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGUSR1)  # stuck: every thread's stack to the log
+            time.sleep(0.5)
             self.process.kill()
             self.process.wait()
             return None
