@@ -6,7 +6,7 @@ import threading
 import time
 
 from lguestfs.guest import RunExit
-from tests.test_host_support import Reads, make_guest, needs_as
+from tests.test_host_support import DATA, Reads, make_guest, needs_as
 
 pytestmark = needs_as
 
@@ -80,3 +80,55 @@ def test_two_guests_run_at_once() -> None:
     finally:
         a.close()
         b.close()
+
+
+TIMER_GUEST = """
+    init
+    movl $0, (DATA + PAGE_OFFSET + 4)       # unmask every irq
+    movl $timer, %ebx
+    andl $0xffff, %ebx
+    orl $0x610000, %ebx
+    movl $timer, %ecx
+    andl $0xffff0000, %ecx
+    orl $0x8e00, %ecx
+    movl $6, %eax
+    movl $0x20, %edx
+    int $0x1f                               # LOAD_IDT_ENTRY(0x20, interrupt gate)
+    hcall 9, {ns}                           # SET_CLOCKEVENT
+    {then}
+timer:
+    hcall 17, 0x71
+"""
+
+
+def test_timer_wakes_a_halted_guest_with_irq_0() -> None:
+    g = make_guest(TIMER_GUEST.format(ns=20_000_000, then="hcall 10\n 1: jmp 1b"))
+    try:
+        start = time.monotonic()
+        assert Reads(g).read() == (RunExit.NOTIFY, 0x71)
+        assert time.monotonic() - start >= 0.019
+        assert g.memory.read_u32(DATA) == 0  # interrupt gate: irq_enabled cleared after 0x200
+        assert not g.halted
+    finally:
+        g.close()
+
+
+def test_timer_interrupts_a_spinning_guest() -> None:
+    g = make_guest(
+        TIMER_GUEST.format(ns=5_000_000, then="movl $0x200, (DATA + PAGE_OFFSET)\n1: jmp 1b")
+    )
+    try:
+        assert Reads(g).read() == (RunExit.NOTIFY, 0x71)
+    finally:
+        g.close()
+
+
+def test_clockevent_zero_cancels_the_timer() -> None:
+    source = TIMER_GUEST.format(ns=5_000_000, then="hcall 9, 0\n hcall 10\n 1: jmp 1b")
+    g = make_guest(source)
+    try:
+        pending = Reads(g).start()
+        assert pending.wait(0.1) is None
+        assert g.status().state == "halted"
+    finally:
+        g.close()
