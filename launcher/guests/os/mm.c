@@ -95,6 +95,13 @@ void page_free(void *page)
 	mark(__pa(page) / PAGE_SIZE, false);
 }
 
+/* Tell the Host that the page-directory entry covering va changed. */
+static void set_pmd(uint32_t va)
+{
+	hcall(LHCALL_SET_PMD, __pa(pgdir), PDE_INDEX(va), 0);
+	stats.set_pmds++;
+}
+
 /* The PTE slot for va, allocating its PTE page if `create`; 0 if there is none. */
 static uint32_t *pte_slot(uint32_t va, bool create, uint32_t pde_flags)
 {
@@ -108,11 +115,11 @@ static uint32_t *pte_slot(uint32_t va, bool create, uint32_t pde_flags)
 			panic("out of memory for a page table (va %#x)", va);
 		info.table_pages++;
 		*pde = __pa(table) | pde_flags;
-		hcall(LHCALL_SET_PMD, __pa(pgdir), PDE_INDEX(va), 0);
+		set_pmd(va);
 	} else if ((*pde & pde_flags) != pde_flags) {
 		/* A user page in a kernel-only 4 MB: widen the directory entry. */
 		*pde |= pde_flags;
-		hcall(LHCALL_SET_PMD, __pa(pgdir), PDE_INDEX(va), 0);
+		set_pmd(va);
 	}
 	return (uint32_t *)__va(*pde & ~(PAGE_SIZE - 1)) + PTE_INDEX(va);
 }
@@ -125,6 +132,7 @@ void map_page(uint32_t va, uint32_t phys, uint32_t flags)
 		return;
 	*pte = flags ? (phys & ~(PAGE_SIZE - 1)) | flags : 0;
 	hcall(LHCALL_SET_PTE, __pa(pgdir), va, *pte);
+	stats.set_ptes++;
 }
 
 void unmap_table(uint32_t va)
@@ -136,7 +144,7 @@ void unmap_table(uint32_t va)
 	page_free(__va(*pde & ~(PAGE_SIZE - 1)));
 	info.table_pages--;
 	*pde = 0;
-	hcall(LHCALL_SET_PMD, __pa(pgdir), PDE_INDEX(va), 0);
+	set_pmd(va);
 }
 
 uint32_t virt_to_phys_walk(uint32_t va)

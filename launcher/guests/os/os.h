@@ -80,7 +80,8 @@ struct os_stats {
 	uint32_t ticks;
 	uint32_t page_faults, faults_recovered;
 	uint32_t syscalls;
-	uint32_t halts;
+	uint32_t halts;            /* HALT hypercalls */
+	uint32_t set_ptes, set_pmds; /* SET_PTE and SET_PMD hypercalls */
 };
 extern struct os_stats stats;
 
@@ -119,7 +120,6 @@ void user_run(const char *name);
 
 /* --- shell.c -------------------------------------------------------------------------------- */
 
-void shell_run_line(char *line);
 _Noreturn void shell(void);
 
 #endif

@@ -165,8 +165,8 @@ static void cmd_uptime(char *args)
 {
 	(void)args;
 	uint32_t ms = uptime_ms();
-	kprintf("up %u.%03u s, %u timer ticks at %u Hz\n", ms / 1000, ms % 1000, stats.ticks,
-		options.hz);
+	kprintf("up %u.%03u s, %u timer tick%s at %u Hz\n", ms / 1000, ms % 1000, stats.ticks,
+		stats.ticks == 1 ? "" : "s", options.hz);
 }
 
 static void cmd_echo(char *args)
@@ -274,7 +274,7 @@ static void cmd_net(char *args)
 static void cmd_stats(char *args)
 {
 	(void)args;
-	kprintf("interrupts: timer %u", stats.irqs[TIMER_IRQ]);
+	kprintf("interrupts  timer %u", stats.irqs[TIMER_IRQ]);
 	if (vcon_ready())
 		kprintf(", console %u", stats.irqs[vcon_input_queue()->irq]);
 	if (blk)
@@ -287,9 +287,12 @@ static void cmd_stats(char *args)
 		kicks += blk->vq.kicks;
 	if (net)
 		kicks += net->rx.kicks + net->tx.kicks;
-	kprintf("hypercalls: %u HALT, %u virtio NOTIFY, %u SET_CLOCKEVENT\n", stats.halts, kicks,
-		stats.ticks + (options.hz ? 1 : 0));
-	kprintf("faults: %u page faults, %u recovered; %u system calls\n", stats.page_faults,
+	/* Every one of these the guest made, except the early console's NOTIFYs. */
+	kprintf("hypercalls  HALT %u, SET_CLOCKEVENT %u, NOTIFY %u (virtio kicks), SET_PTE %u, "
+		"SET_PMD %u\n",
+		stats.halts, stats.ticks + (options.hz ? 1 : 0), kicks, stats.set_ptes,
+		stats.set_pmds);
+	kprintf("traps       page faults %u (%u recovered), system calls %u\n", stats.page_faults,
 		stats.faults_recovered, stats.syscalls);
 }
 
@@ -437,7 +440,7 @@ static const struct command {
 	{"crash", cmd_crash}, {"poweroff", cmd_poweroff},
 };
 
-void shell_run_line(char *line)
+static void run_line(char *line)
 {
 	char *args = line;
 	char *name = next_word(&args);
@@ -464,7 +467,7 @@ _Noreturn void shell(void)
 			len = LINE_MAX - 1;
 		memcpy(line, options.run[i], len);
 		line[len] = 0;
-		shell_run_line(line);
+		run_line(line);
 	}
 	if (!options.quiet)
 		kprintf("Type 'help' for the commands.\n");
@@ -472,7 +475,7 @@ _Noreturn void shell(void)
 		kprintf(PROMPT);
 		if (read_line(line) < 0)
 			break;
-		shell_run_line(line);
+		run_line(line);
 		net_poll();
 	}
 	if (!options.quiet)

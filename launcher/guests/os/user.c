@@ -103,7 +103,7 @@ void user_run(const char *name)
 		kprintf("user: the program made %u system call%s before it was killed\n",
 			run.syscalls, run.syscalls == 1 ? "" : "s");
 	else
-		kprintf("user: program exited with status %d after %u system calls from cs %#x "
+		kprintf("user: program exited with status %d after %u system call%s from cs %#x "
 			"(privilege level %u)\n",
-			(int)status, run.syscalls, run.cs, run.cs & 3);
+			(int)status, run.syscalls, run.syscalls == 1 ? "" : "s", run.cs, run.cs & 3);
 }
