@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 import pyfuse3
+import trio
 
 from lguestfs import status
 from lguestfs.callers import Caller, CallerGoneError
@@ -248,6 +249,23 @@ class LguestFS(pyfuse3.Operations):
         return self._attributes(self._node(inode))
 
     @guarded
+    async def setattr(
+        self,
+        inode: int,
+        attr: pyfuse3.EntryAttributes,
+        fields: pyfuse3.SetattrFields,
+        fh: int | None,
+        ctx: pyfuse3.RequestContext,
+    ) -> pyfuse3.EntryAttributes:
+        """Only what a device shrugs off: O_TRUNC (``echo ... > lguest``) and time stamps."""
+        node = self._node(inode)
+        if fields.update_mode or fields.update_uid or fields.update_gid:
+            raise pyfuse3.FUSEError(errno.EPERM)
+        if fields.update_size and stat.S_ISDIR(MODES[node.kind]):
+            raise pyfuse3.FUSEError(errno.EISDIR)
+        return self._attributes(node)
+
+    @guarded
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
         data = pyfuse3.StatvfsData()
         data.f_bsize = data.f_frsize = 4096
@@ -339,6 +357,7 @@ class LguestFS(pyfuse3.Operations):
     # --- The end --------------------------------------------------------------------------------
 
     async def shutdown(self) -> None:
-        """Stop every guest; requests still held answer ENOTCONN, as later calls will."""
-        for session in list(self.registry.sessions.values()):
-            await close_session(self.registry, session, errno.ENOTCONN)
+        """Stop every guest, all at once; held requests answer ENOTCONN, as later calls will."""
+        async with trio.open_nursery() as nursery:
+            for session in list(self.registry.sessions.values()):
+                nursery.start_soon(close_session, self.registry, session, errno.ENOTCONN)

@@ -132,3 +132,18 @@ def test_other_users_cannot_open_the_node_even_when_the_mount_allows_them() -> N
             )
             assert opening.returncode != 0
             assert "Permission denied" in opening.stderr
+
+
+def test_shell_redirection_opens_the_node_like_a_device(mount: Mount) -> None:
+    irq_1 = "\\002" + "\\000" * 7 + "\\001" + "\\000" * 7  # {2, 1} in 8-byte words: IRQ 1
+    result = subprocess.run(
+        ["sh", "-c", f"printf '{irq_1}' > {mount.node}"], capture_output=True, text=True
+    )
+    assert result.returncode != 0  # the write is refused: the handle is not INITIALIZEd...
+    assert "Function not implemented" not in result.stderr  # ...but O_TRUNC opened it
+    assert wait_for(lambda: "IRQ before INITIALIZE" in mount.log())
+
+
+def test_node_mode_cannot_be_changed(mount: Mount) -> None:
+    with pytest.raises(PermissionError):
+        os.chmod(mount.node, 0o666)
