@@ -27,10 +27,11 @@ Some facts about a FUSE regular file standing in for a character device
    no handle serialises on another.  Numbers are kept until the kernel FORGETs them.
 4. **No FUSE_INTERRUPT.**  pyfuse3 drops it, so a signal never reaches a handler.  A thread
    blocked in our read that gets a signal, SIGKILL included, sleeps uninterruptibly until we
-   answer: every held request therefore wakes every 10 ms, looks at its caller in ``/proc``
-   (``lguestfs.callers``) and answers EINTR when a signal has come.  It also notices a released
-   guest or a daemon shutting down there.  FUSE cannot restart a call (-ERESTARTSYS is not a valid
-   answer), so a signal always means EINTR, even with SA_RESTART.
+   answer.  So every 10 ms one watcher task (``protocol.Watcher``) looks at the caller of every
+   held request in ``/proc`` (``lguestfs.callers``): a signal interrupts the guest and the request
+   answers EINTR; a released guest or a daemon shutting down wakes it too.  FUSE cannot restart a
+   call (-ERESTARTSYS is not a valid answer), so a signal always means EINTR, even with
+   SA_RESTART.  An aborted connection (``umount -f``) is noticed by ``cli`` within a second.
 5. **No caller on read and write.**  pyfuse3 gives ``open()`` the opener's thread id and
    ``read()``/``write()`` nothing.  Roles belong to opens: the owner is the handle whose open
    became INITIALIZEd, and it is the opener's thread that is watched for signals.
