@@ -70,3 +70,26 @@ int boot_msg(const char *fmt, ...)
 	va_end(ap);
 	return n;
 }
+
+void print_quoted(const uint8_t *data, uint32_t len)
+{
+	char shown[64];
+	uint32_t n = 0;
+
+	while (len > 0 && data[len - 1] == 0)
+		len--;
+	shown[n++] = '"';
+	for (uint32_t i = 0; i < len; i++) {
+		if (n == sizeof(shown)) {
+			con_write(shown, n);
+			n = 0;
+		}
+		shown[n++] = data[i] >= 0x20 && data[i] < 0x7F ? (char)data[i] : '.';
+	}
+	if (n == sizeof(shown)) {
+		con_write(shown, n);
+		n = 0;
+	}
+	shown[n++] = '"';
+	con_write(shown, n);
+}

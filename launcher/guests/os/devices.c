@@ -101,17 +101,6 @@ bool events_pending(void)
 	return vcon_input_pending() || (net && vnet_rx_pending(net));
 }
 
-static void print_payload(const uint8_t *data, uint32_t len)
-{
-	/* Trailing zeros are Ethernet padding; anything unprintable shows as '.'. */
-	while (len > 0 && data[len - 1] == 0)
-		len--;
-	kprintf("\"");
-	for (uint32_t i = 0; i < len; i++)
-		kprintf("%c", data[i] >= 0x20 && data[i] < 0x7F ? data[i] : '.');
-	kprintf("\"");
-}
-
 void net_poll(void)
 {
 	static uint8_t frame[VNET_FRAME_MAX];
@@ -123,7 +112,7 @@ void net_poll(void)
 			const uint8_t *s = frame + 6;
 			kprintf(" from %02x:%02x:%02x:%02x:%02x:%02x, type %#06x: ", s[0], s[1], s[2],
 				s[3], s[4], s[5], (uint32_t)(frame[12] << 8 | frame[13]));
-			print_payload(frame + 14, len - 14);
+			print_quoted(frame + 14, len - 14);
 		}
 		kprintf("\n");
 	}

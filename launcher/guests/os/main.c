@@ -22,20 +22,23 @@
  */
 #include "os.h"
 
+#define MAX_HZ 10000
+
 struct boot_options options = {.echo = true, .hz = 100};
 char command_line[COMMAND_LINE_MAX];
 static char option_words[COMMAND_LINE_MAX];
 
-static bool parse_number(const char *text, unsigned *out)
+bool parse_u32(const char *text, uint32_t *out)
 {
-	unsigned value = 0;
+	uint32_t value = 0;
 
 	if (!*text)
 		return false;
 	for (; *text; text++) {
-		if (*text < '0' || *text > '9' || value > 100000000)
+		uint32_t digit = (uint32_t)(*text - '0');
+		if (*text < '0' || *text > '9' || value > (0xFFFFFFFFu - digit) / 10)
 			return false;
-		value = value * 10 + (unsigned)(*text - '0');
+		value = value * 10 + digit;
 	}
 	*out = value;
 	return true;
@@ -48,9 +51,12 @@ static void parse_option(char *word)
 	} else if (strcmp(word, "noecho") == 0) {
 		options.echo = false;
 	} else if (strncmp(word, "hz=", 3) == 0) {
-		if (!parse_number(word + 3, &options.hz) || options.hz > 10000)
-			boot_msg("boot: hz=%s is not a rate from 0 to 10000: keeping %u\n", word + 3,
-				 options.hz);
+		uint32_t hz;
+		if (parse_u32(word + 3, &hz) && hz <= MAX_HZ)
+			options.hz = hz;
+		else
+			boot_msg("boot: hz=%s is not a rate from 0 to %u: keeping %u\n", word + 3,
+				 MAX_HZ, options.hz);
 	} else if (strncmp(word, "run=", 4) == 0 && options.run_count < ARRAY_SIZE(options.run)) {
 		for (char *c = word + 4; *c; c++)
 			if (*c == ',')
@@ -92,6 +98,7 @@ static void parse_command_line(void)
 	for (unsigned i = 0; i < count; i++)
 		if (strcmp(words[i], "quiet") == 0)
 			options.quiet = true;
+	boot_msg("lguest-os: booting, command line \"%s\"\n", command_line);
 	for (unsigned i = 0; i < count; i++)
 		parse_option(words[i]);
 }
@@ -101,7 +108,6 @@ int main(void)
 	struct mem_stats mem;
 
 	parse_command_line();
-	boot_msg("lguest-os: booting, command line \"%s\"\n", command_line);
 
 	mm_init();
 	mm_switch_tables();

@@ -28,11 +28,13 @@
 struct boot_options {
 	bool quiet;             /* "quiet": no boot messages */
 	bool echo;              /* "noecho" turns off echoing typed input */
-	unsigned hz;            /* "hz=N": timer ticks per second (0: no tick) */
+	uint32_t hz;            /* "hz=N": timer ticks per second (0: no tick) */
 	const char *run[8];     /* "run=CMD": commands run before the prompt (',' = ' ') */
 	unsigned run_count;
 };
 extern struct boot_options options;
+/* A decimal number that fits 32 bits, and nothing else, into *out. */
+bool parse_u32(const char *text, uint32_t *out);
 extern char command_line[COMMAND_LINE_MAX];
 
 /* --- mm.c ----------------------------------------------------------------------------------- */
@@ -70,6 +72,8 @@ void *map_device_pages(uint32_t phys, uint32_t pages);
 int kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void con_write(const char *text, unsigned len);
 void con_flush(void);
+/* `data` in quotes, without its trailing NULs (padding), unprintable bytes shown as '.'. */
+void print_quoted(const uint8_t *data, uint32_t len);
 /* Say something at boot, unless "quiet". */
 int boot_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -86,7 +90,7 @@ struct os_stats {
 extern struct os_stats stats;
 
 void traps_init(void);
-void timer_init(unsigned hz);
+void timer_init(uint32_t hz);
 /* Milliseconds since boot by the Host's wall clock (lguest_data.time). */
 uint32_t uptime_ms(void);
 /* Run fn(arg) expecting a page fault in [lo, hi): the handler maps a fresh page there, reports

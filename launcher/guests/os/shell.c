@@ -107,33 +107,6 @@ static char *next_word(char **rest)
 	return word;
 }
 
-static bool parse_u32(const char *text, uint32_t *out)
-{
-	uint32_t value = 0;
-
-	if (!*text)
-		return false;
-	for (; *text; text++) {
-		if (*text < '0' || *text > '9' || value > 429496728)
-			return false;
-		value = value * 10 + (uint32_t)(*text - '0');
-	}
-	*out = value;
-	return true;
-}
-
-static void print_quoted(const uint8_t *data, uint32_t len)
-{
-	char shown[SECTOR_SIZE + 2];
-	uint32_t n = 0;
-
-	shown[n++] = '"';
-	for (uint32_t i = 0; i < len && i < SECTOR_SIZE; i++)
-		shown[n++] = data[i] >= 0x20 && data[i] < 0x7F ? (char)data[i] : '.';
-	shown[n++] = '"';
-	con_write(shown, n);
-}
-
 static const char *const help_lines[] = {
 	"help                 this list",
 	"uptime               time since boot (Host wall clock) and timer ticks",
@@ -233,11 +206,8 @@ static void cmd_blk(char *args)
 			n);
 		return;
 	}
-	uint32_t shown = SECTOR_SIZE;
-	while (shown > 0 && sector[shown - 1] == 0)
-		shown--;
 	kprintf("blk: sector %u: ", n);
-	print_quoted(sector, shown);
+	print_quoted(sector, SECTOR_SIZE);
 	kprintf("\n");
 }
 

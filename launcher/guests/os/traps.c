@@ -126,7 +126,7 @@ uint32_t uptime_ms(void)
 	return (uint32_t)((sec - boot_time.sec) * 1000 + (nsec - boot_time.nsec) / 1000000);
 }
 
-void timer_init(unsigned hz)
+void timer_init(uint32_t hz)
 {
 	read_time(&boot_time.sec, &boot_time.nsec);
 	if (hz == 0)
