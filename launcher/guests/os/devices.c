@@ -108,11 +108,11 @@ void net_poll(void)
 
 	while (net && (len = vnet_recv(net, frame, sizeof(frame))) > 0) {
 		kprintf("net: received %u bytes", len);
-		if (len >= 14) {
+		if (len >= ETH_HEADER_BYTES) {
 			const uint8_t *s = frame + 6;
 			kprintf(" from %02x:%02x:%02x:%02x:%02x:%02x, type %#06x: ", s[0], s[1], s[2],
 				s[3], s[4], s[5], (uint32_t)(frame[12] << 8 | frame[13]));
-			print_quoted(frame + 14, len - 14);
+			print_quoted(frame + ETH_HEADER_BYTES, len - ETH_HEADER_BYTES);
 		}
 		kprintf("\n");
 	}

@@ -101,6 +101,11 @@ void enable_device_irq(unsigned irq);
 
 /* --- devices.c ------------------------------------------------------------------------------ */
 
+/* Ethernet framing of what `net send` sends and net_poll() shows. */
+#define ETH_HEADER_BYTES 14  /* destination, source, type */
+#define ETH_MIN_FRAME 60     /* without the FCS: shorter frames are padded with zeros */
+#define ETH_TYPE_LOCAL 0x88B5 /* the IEEE's "local experimental" EtherType */
+
 extern struct vblk *blk;  /* the first block device, or 0 */
 extern struct vnet *net;  /* the network device, or 0 */
 

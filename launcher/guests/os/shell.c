@@ -224,17 +224,19 @@ static void cmd_net(char *args)
 		kprintf("usage: net send TEXT\n");
 		return;
 	}
-	uint32_t len = (uint32_t)strlen(args), room = VNET_FRAME_MAX - 14;
+	uint32_t len = (uint32_t)strlen(args), room = VNET_FRAME_MAX - ETH_HEADER_BYTES;
 	if (len > room)
 		len = room;
 	memset(frame, 0xFF, 6); /* broadcast */
 	memcpy(frame + 6, net->mac, 6);
-	frame[12] = 0x88; /* 0x88b5: the IEEE's "local experimental" EtherType */
-	frame[13] = 0xB5;
-	memcpy(frame + 14, args, len);
-	/* Ethernet's minimum frame is 60 bytes before the FCS: pad with zeros. */
-	uint32_t total = 14 + len < 60 ? 60 : 14 + len;
-	memset(frame + 14 + len, 0, total - 14 - len);
+	frame[12] = ETH_TYPE_LOCAL >> 8;
+	frame[13] = ETH_TYPE_LOCAL & 0xFF;
+	memcpy(frame + ETH_HEADER_BYTES, args, len);
+	uint32_t total = ETH_HEADER_BYTES + len;
+	if (total < ETH_MIN_FRAME) {
+		memset(frame + total, 0, ETH_MIN_FRAME - total);
+		total = ETH_MIN_FRAME;
+	}
 	if (vnet_send(net, frame, total))
 		kprintf("net: sent %u-byte frame\n", total);
 	else
