@@ -115,3 +115,22 @@ def test_two_guests_run_at_once_and_a_break_reaches_only_its_own(
             spinning.send(f"read {spinning_fd} 8")
         halted.no_answer(0.01)  # never disturbed
         spinning.no_answer(0.01)
+
+
+def test_killed_waker_leaves_the_break_flag_set_and_nothing_behind(
+    mount: Mount, client_builds: Path, halt_image: GuestImage
+) -> None:
+    with (
+        Client.start("c32", client_builds, pass_fds=(halt_image.fd,)) as launcher,
+        Client.start("c32", client_builds) as waker,
+    ):
+        fd = start(launcher, mount, halt_image)
+        waker_fd = waker.open(mount.waker(launcher.pid))
+        waker.send(f"write {waker_fd} 3 1")
+        waker.no_answer(BLOCKED)
+        waker.kill()
+        assert waker.process.wait(10) == -9  # not left unkillable in its BREAK
+        assert launcher.read(fd, 8).errno_name == "EAGAIN"  # the flag outlives the waker
+        assert launcher.write(fd, 3, 0).number == 0
+        launcher.send(f"read {fd} 8")
+        launcher.no_answer(BLOCKED)  # halted again, nothing left over

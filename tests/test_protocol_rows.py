@@ -318,6 +318,17 @@ def test_guest_notify_0_is_dropped_and_the_guest_keeps_running(
         image.close()
 
 
+def test_64_bit_c_launcher_writes_and_reads_8_byte_words(
+    mount: Mount, client_builds: Path, notify_image: GuestImage
+) -> None:
+    with Client.start("c64", client_builds, pass_fds=(notify_image.fd,)) as owner:
+        fd = run_guest(owner, mount, notify_image)  # INITIALIZE returned 32 (load_guest checks)
+        owner.read(fd, 64)  # the "hello" string
+        assert owner.read(fd, 64).data == struct.pack("<Q", 0x4001000)
+        # {2, 1} in 4-byte words is, to a 64-bit caller, the one word 0x100000002: no such request.
+        assert owner.request(f"raw {fd} 0200000001000000").errno_name == "EINVAL"
+
+
 def test_read_during_which_the_guest_dies_is_enoent(
     mount: Mount, crashing_owner: Client, crash_image: GuestImage
 ) -> None:
