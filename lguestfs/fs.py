@@ -39,8 +39,8 @@ Some facts about a FUSE regular file standing in for a character device
    forked child exiting, close-on-exec); RELEASE on the last.  Only release frees a guest; flush
    does nothing, but must exist (ENOSYS would switch it off for the whole mount).
 7. **Held requests use up workers.**  Each held read or BREAK occupies one pyfuse3 worker task;
-   past ``max_tasks`` even release would queue behind them, so the daemon allows thousands
-   (``MAX_TASKS``).
+   past ``max_tasks`` even release would queue behind them, so the daemon allows a thousand
+   (``MAX_TASKS``): hundreds of guests, each with a held read and a held BREAK.
 
 Path: launcher -> **node** -> handle (``protocol``) -> guest -> CPU -> hypercall -> back.
 """
@@ -74,7 +74,9 @@ from lguestfs.protocol import (
 
 log = logging.getLogger(__name__)
 
-MAX_TASKS = 10_000  # pyfuse3 worker tasks: one per held read or BREAK, plus the ordinary traffic
+# pyfuse3 worker tasks: one per held read or BREAK, plus the ordinary traffic.  A busy worker
+# holds a ~136 KiB request buffer, so this also bounds the daemon's memory under a flood.
+MAX_TASKS = 1000
 DEVICE_NAME = "lguest"
 GUESTS_NAME = "guests"
 WAKER_NAME = "waker"
