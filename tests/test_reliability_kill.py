@@ -1,5 +1,9 @@
 """Killing things: launchers SIGKILLed at random moments, and the daemon killed under its guests.
 
+When the daemon dies under a launcher blocked in read, that read fails with ECONNABORTED and every
+later request with ENOTCONN (the launcher turns that into "the lguestfs daemon has gone away");
+a new daemon can then mount on the same, dead, mount point.
+
 A launcher can die at any instant: before it opens the node, during INITIALIZE, in the middle of a
 read that runs its guest, while its waker is blocked in BREAK 1.  Every time, the daemon must free
 that guest entirely: its thread, its mapping of the launcher's memory, its timer, its ``guests/``
@@ -21,6 +25,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -200,11 +205,23 @@ def daemon_to_kill(path: Path) -> Iterator[subprocess.Popen[bytes]]:
         log.close()
 
 
+def read_until_the_daemon_dies(path: Path, saw: list[int]) -> None:
+    """A launcher by hand in this thread: its read blocks on a spinning guest until the daemon
+    dies (ECONNABORTED); its next request finds the connection gone (ENOTCONN)."""
+    with HandGuest(path, test_guest("spin"), mem_mb=MEM_MB) as guest:
+        for request in (guest.read, lambda: guest.write(abi.LHREQ_BREAK, 0)):
+            try:
+                request()
+            except OSError as error:
+                saw.append(error.errno or 0)
+
+
 def test_daemon_killed_under_running_guests_fails_their_launchers_and_can_mount_again() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="lguestfs-kill-"))
     path = workdir / "mnt"
     path.mkdir()
     launchers: list[subprocess.Popen[bytes]] = []
+    reader_saw: list[int] = []
     try:
         with daemon_to_kill(path) as daemon:
             for name in ("spin", "halt", "spin"):
@@ -216,15 +233,22 @@ def test_daemon_killed_under_running_guests_fails_their_launchers_and_can_mount_
                         stderr=subprocess.PIPE,
                     )
                 )
-            wait_until(lambda: len(os.listdir(path / "guests")) == 3, 20.0, "three guests up")
+            thread = threading.Thread(target=read_until_the_daemon_dies, args=(path, reader_saw))
+            thread.start()
+            wait_until(lambda: len(os.listdir(path / "guests")) == 4, 20.0, "four guests up")
+            time.sleep(0.1)  # the in-process reader is inside its read by now
             daemon.kill()
         for launcher in launchers:
             _, said = launcher.communicate(timeout=20)
             text = said.decode(errors="replace")
             assert launcher.returncode not in (0, None)
-            assert any(
+            assert "daemon has gone away" in text or any(
                 os.strerror(code) in text for code in (errno.ECONNABORTED, errno.ENOTCONN)
             ), f"launcher said: {text!r}"
+        thread.join(10)
+        assert reader_saw == [errno.ECONNABORTED, errno.ENOTCONN], [
+            errno.errorcode.get(code, code) for code in reader_saw
+        ]
         with (
             mounted(path) as again,
             HandGuest(

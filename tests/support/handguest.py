@@ -105,10 +105,15 @@ class HandGuest:
         return os.write(self.fd, pack_words(*words))
 
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        self.prepared.close()
+        fd, self.fd = self.fd, -1
+        try:
+            if fd >= 0:
+                os.close(fd)  # the descriptor is gone even when close reports an error
+        except OSError as error:
+            if error.errno not in (errno.ENOTCONN, errno.ECONNABORTED):  # a dead daemon's flush
+                raise
+        finally:
+            self.prepared.close()
 
     def __enter__(self) -> HandGuest:
         return self
