@@ -81,6 +81,12 @@ def test_command_line_builds_the_named_programs() -> None:
     assert Path(result.stdout.strip()).name == "os.elf"
 
 
+def test_command_line_builds_a_single_file_guest() -> None:
+    result = run_build_command("tests/guests/crash.c")
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()) == test_guest("crash")
+
+
 def test_command_line_reports_a_missing_program() -> None:
     result = run_build_command("no_such_guest")
     assert result.returncode == 1

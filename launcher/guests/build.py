@@ -25,7 +25,8 @@ source, header, linker script, ``abi.py`` or this file all trigger a rebuild.  B
 file lock and replace outputs atomically, so concurrent test processes are safe.
 
 Command line: ``python -m launcher.guests.build [NAME ...]`` builds the named programs (all
-program directories when none is given) and prints each ELF path.
+program directories when none is given; a name ending in .c or .S is a single-file guest, e.g.
+``tests/guests/crash.c``) and prints each ELF path.
 """
 
 from __future__ import annotations
@@ -301,10 +302,12 @@ def _build_lock() -> Iterator[None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Build each NAME (a program under launcher/guests/, or a .c/.S file) and print its ELF."""
     names = list(sys.argv[1:] if argv is None else argv) or program_names()
     try:
         for name in names:
-            print(build_guest(name))
+            single = name.endswith(SOURCE_SUFFIXES)
+            print(build_single(Path(name)) if single else build_guest(name))
     except GuestBuildError as e:
         print(f"lguest guest build: {e}", file=sys.stderr)
         return 1
