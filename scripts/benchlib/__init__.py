@@ -9,11 +9,13 @@ back.  Every figure that has a reference is measured beside it, in the same run.
 1. ``report``       -- a figure, its goal, medians and percentiles, the table and the JSON.
 2. ``rawcpu``       -- reference: the bench guest's own loops in a bare Unicorn, no daemon.
 3. ``barefuse``     -- reference: a bare pyfuse3 file whose read returns at once.
-4. ``daemon``       -- the lguestfs daemon under test, mounted in a temporary directory.
-5. ``session``      -- the bench as launcher: one bench guest driven through the node.
-6. ``figures``      -- each figure of issue 6, measured through the whole path.
-7. ``scaleworker``  -- one launcher process of the scale figure.
-8. ``__main__``     -- the command line: quick or ``--long``, ``--json PATH``, ``--only``.
+4. ``handoff``      -- reference: one trio -> thread -> trio hand-off, alone.
+5. ``elfinfo``      -- where the bench guest's loops and command block are.
+6. ``daemon``       -- the lguestfs daemon under test, mounted in a temporary directory.
+7. ``session``      -- the bench as launcher: one bench guest driven through the node.
+8. ``figures``      -- each figure of issue 6, measured through the whole path.
+9. ``scaleworker``  -- one launcher process of the scale figure.
+10. ``__main__``    -- the command line: quick or ``--long``, ``--json PATH``, ``--only``.
 
 The guest side is ``tests/guests/bench_ops.c``.
 """

@@ -51,7 +51,7 @@ GROUPS: list[tuple[str, tuple[str, ...], Measure]] = [
     ("compute", ("guest_compute",), figures.compute),
     ("hypercalls", ("hypercalls",), figures.hypercalls),
     ("stores", ("guest_stores",), figures.stores),
-    ("notify", ("notify_round_trip",), figures.notify_round_trip),
+    ("notify", ("notify_round_trip", "thread_handoff"), figures.notify_round_trip),
     ("break", ("break_latency_median", "break_latency_p99"), figures.break_latency),
     ("irq", ("irq_latency_median", "irq_latency_p99"), figures.interrupt_latency),
     ("timer", ("timer_error_median", "timer_error_p99"), figures.timer_accuracy),
@@ -119,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     mode = "long" if args.long else "quick"
     env = environment()
+    if env["load_average"] > (env["cores"] or 1) / 2:
+        progress(
+            f"the machine is busy (load {env['load_average']} on {env['cores']} cores): "
+            "latencies and the scale figures will suffer"
+        )
     keys = [key for name, keys, _ in GROUPS if not args.only or name in args.only for key in keys]
     try:
         from tests.support.guests import test_guest

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchlib import barefuse
+from benchlib import handoff as handoffs
 from benchlib.rawcpu import RawLoop
 from benchlib.report import Figure, Goal, median, percentile
 from benchlib.session import BENCH_DONE, BENCH_IRQ_SEEN, BENCH_TICK, BenchGuest, Op, waker_path
@@ -62,6 +63,11 @@ SPECS: dict[str, Spec] = {
         Goal("ratio", at_most=2.0),
         "bare pyfuse3 read",
         "guest NOTIFY -> read returns -> read again -> guest resumes, per iteration",
+    ),
+    "thread_handoff": Spec(
+        "trio -> thread -> trio hand-off",
+        "µs",
+        note="context for the notify figure: the two thread wake-ups alone, no FUSE, no guest",
     ),
     "break_latency_median": Spec(
         "break latency median",
@@ -199,7 +205,11 @@ def notify_round_trip(plan: Plan) -> list[Figure]:
                     raise RuntimeError(f"notify loop read {word:#x}")
             through.append((time.perf_counter() - start) / iterations * 1e6)
             guest.wait_for(BENCH_DONE)
-    return [figure("notify_round_trip", through, reference=median(bare))]
+    handoff = [handoffs.round_trip_seconds(iterations) * 1e6 for _ in range(plan.repetitions)]
+    return [
+        figure("notify_round_trip", through, reference=median(bare)),
+        figure("thread_handoff", handoff),
+    ]
 
 
 def break_latency(plan: Plan) -> list[Figure]:

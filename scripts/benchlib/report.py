@@ -123,6 +123,7 @@ def environment() -> dict[str, Any]:
         "pyfuse3": version("pyfuse3"),
         "trio": version("trio"),
         "machine": platform.machine(),
+        "load_average": round(os.getloadavg()[0], 2),
     }
 
 
@@ -144,7 +145,7 @@ def table(figures: Sequence[Figure], env: dict[str, Any], mode: str) -> str:
     lines = [
         f"lguestfs bench ({mode}): {env['cores']} cores, kernel {env['kernel']}, "
         f"Python {env['python']}, unicorn {env['unicorn']}, pyfuse3 {env['pyfuse3']}, "
-        f"trio {env['trio']}",
+        f"trio {env['trio']}; load average {env['load_average']} at the start",
         "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
         "  ".join("-" * w for w in widths),
     ]
