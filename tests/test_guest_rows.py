@@ -88,6 +88,7 @@ ROWS = [
     Row("5.1", "irq_blocked"),
     Row("5.1", "irq_disabled"),
     Row("5.1", "noirq_window"),
+    Row("5.1", "user_timer"),
     # Traps (spec 5.2-5.4)
     Row("5.2", "port_io_forms"),
     Row("5.2", "pf_reflect"),
