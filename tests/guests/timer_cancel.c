@@ -17,15 +17,16 @@ int main(void)
 {
 	count_timer_interrupts();
 	irq_unmask(TIMER_IRQ);
-	irq_enable();
 
+	/* Interrupts stay off until HALT, which takes the tick regardless and returns with them
+	 * on: so the tick cannot come before the HALT. */
 	uint64_t start = rdtsc();
-	irq_disable(); /* so the tick cannot come before HALT, which wakes us regardless */
 	lguest_set_timer(PERIOD_NS);
 	lguest_halt();
 	uint64_t period = rdtsc() - start;
 	CHECK(timer_ticks == 1, "%u timer interrupts calibrating, want 1", timer_ticks);
 	CHECK(period > 0, "the TSC does not advance");
+	CHECK(lguest_data.irq_enabled == X86_EFLAGS_IF, "interrupts off after HALT");
 
 	lguest_set_timer(PERIOD_NS);
 	lguest_set_timer(0);
