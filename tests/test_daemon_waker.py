@@ -7,6 +7,9 @@ the launcher blocked in read, the waker's BREAK 1 (which blocks), the launcher's
 BREAK 0, and the waker's write returning 0.
 """
 
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -134,3 +137,53 @@ def test_killed_waker_leaves_the_break_flag_set_and_nothing_behind(
         assert launcher.write(fd, 3, 0).number == 0
         launcher.send(f"read {fd} 8")
         launcher.no_answer(BLOCKED)  # halted again, nothing left over
+
+
+MANY_BREAKERS = 150  # more than pyfuse3's default of 99 worker tasks
+
+BREAKERS_SCRIPT = """
+import os, struct, sys, threading
+path, count = sys.argv[1], int(sys.argv[2])
+def breaker():
+    fd = os.open(path, os.O_RDWR)
+    os.write(fd, struct.pack("<2Q", 3, 1))
+    print("released", flush=True)
+threads = [threading.Thread(target=breaker) for _ in range(count)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+"""
+
+
+def test_many_held_breaks_never_stall_other_requests(
+    mount: Mount, client_builds: Path, halt_image: GuestImage
+) -> None:
+    with Client.start("c32", client_builds, pass_fds=(halt_image.fd,)) as launcher:
+        fd = start(launcher, mount, halt_image)
+        breakers = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                BREAKERS_SCRIPT,
+                str(mount.waker(launcher.pid)),
+                str(MANY_BREAKERS),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while f"breaks: {MANY_BREAKERS}" not in mount.status(launcher.pid):  # all blocked
+                assert time.monotonic() < deadline and breakers.poll() is None
+                time.sleep(0.05)
+            other = launcher.open(mount.node)  # open, write and release still get through
+            assert launcher.write(other, 2, 1).errno_name == "EINVAL"
+            assert launcher.request(f"close {other}").ok
+            assert launcher.read(fd, 8).errno_name == "EAGAIN"
+            assert launcher.write(fd, 3, 0).number == 0
+            output, _ = breakers.communicate(timeout=30)
+            assert output.count("released") == MANY_BREAKERS
+        finally:
+            breakers.kill()
+            breakers.wait()
