@@ -178,6 +178,13 @@ void mm_switch_tables(void)
 		((uint32_t *)__va(*pde & ~(PAGE_SIZE - 1)))[PTE_INDEX(va)] = phys | KERNEL_PTE;
 	}
 	hcall(LHCALL_NEW_PGTABLE, __pa(dir), 0, 0);
+	/*
+	 * The Host may give our new directory the shadow slot of the launcher's, and like 2.6.24 it
+	 * then forgets only the user half (spec 6: kernel mappings are assumed the same in every
+	 * table).  Ours are not: the launcher mapped the kernel with the user bit, we do not.  So
+	 * make it forget everything, or a user program could read the kernel.
+	 */
+	hcall(LHCALL_FLUSH_TLB, 1, 0, 0);
 	pgdir = dir;
 	info.pgdir = __pa(dir);
 
