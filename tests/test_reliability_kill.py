@@ -32,6 +32,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
+import pytest
+
 from lguestfs import abi
 from tests.support.guests import test_guest
 from tests.support.handguest import (
@@ -44,7 +46,7 @@ from tests.support.handguest import (
     lguest_data_image,
 )
 from tests.support.launch import launcher_command
-from tests.support.mount import Mount, is_mounted, mounted
+from tests.support.mount import Mount, is_mounted, mounted, skip_reason
 
 LONG = os.environ.get("LGUESTFS_LONG") == "1"
 KILL_CYCLES = 1000 if LONG else 100
@@ -222,6 +224,9 @@ def read_until_the_daemon_dies(path: Path, saw: list[int]) -> None:
 
 
 def test_daemon_killed_under_running_guests_fails_their_launchers_and_can_mount_again() -> None:
+    reason = skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
     workdir = Path(tempfile.mkdtemp(prefix="lguestfs-kill-"))
     path = workdir / "mnt"
     path.mkdir()
