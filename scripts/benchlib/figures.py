@@ -218,20 +218,32 @@ def break_latency(plan: Plan) -> list[Figure]:
     failure: list[BaseException] = []
     with BenchGuest(plan.mountpoint, plan.bench_elf) as guest:
         sent_at: list[float] = []
-        waker_fd = os.open(waker_path(plan.mountpoint), os.O_RDWR)
+        opened = threading.Event()
 
         def waker() -> None:
+            # The waker opens its own descriptor: the daemon watches a held BREAK's opener thread
+            # for signals, so the thread that blocks in BREAK 1 must be the one that opened it.
+            try:
+                fd = os.open(waker_path(plan.mountpoint), os.O_RDWR)
+            except BaseException as error:
+                failure.append(error)
+                return
+            finally:
+                opened.set()
             try:
                 for _ in range(plan.latency_samples):
                     time.sleep(0.002)  # let the owner get back into its read
                     sent_at.append(time.perf_counter())
-                    os.write(waker_fd, pack_words(LHREQ_BREAK, 1))  # returns at the BREAK 0
+                    os.write(fd, pack_words(LHREQ_BREAK, 1))  # returns at the BREAK 0
             except BaseException as error:
                 failure.append(error)
+            finally:
+                os.close(fd)
 
-        guest.command(Op.SPIN)
         thread = threading.Thread(target=waker, name="bench-waker")
         thread.start()
+        opened.wait()
+        guest.command(Op.SPIN)
         try:
             while len(samples) < plan.latency_samples and not failure:
                 try:
@@ -243,7 +255,6 @@ def break_latency(plan: Plan) -> list[Figure]:
                 raise RuntimeError(f"spinning guest notified {word:#x}")
         finally:
             thread.join(timeout=10)
-            os.close(waker_fd)
         if failure:
             raise failure[0]
         guest.set_op(Op.IDLE)
