@@ -7,8 +7,9 @@
  * "lguest: CRASH: FAIL <name>: ..." and exits 1.  Kill-reason guests report nothing: the Host's
  * kill reason is their verdict.
  *
- * Also: small helpers several guests share (busy waits, a spare page table, the launcher's
- * pfnlimit worked out from its device page).
+ * Also: small helpers several guests share: busy waits, counting timer interrupts, user mode
+ * (stacks, a trap handler that ends the user code), page tables and segment descriptors, and
+ * the launcher's pfnlimit worked out from its device page.
  */
 #ifndef CHECK_H
 #define CHECK_H
