@@ -331,8 +331,8 @@ def scale(plan: Plan) -> list[Figure]:
     repetitions = max(1, plan.repetitions // 2 + 1)
     aggregate: dict[int, list[float]] = {}
     rss: dict[int, int] = {}
-    for guests in (1, 2, 4, 8):
-        for _ in range(repetitions):
+    for _ in range(repetitions):  # interleaved, so that the VM's drift hits every count alike
+        for guests in (1, 2, 4, 8):
             rate, rss[guests] = _run_scale(plan, guests, chunk)
             aggregate.setdefault(guests, []).append(rate)
     single = median(aggregate[1])
