@@ -400,17 +400,25 @@ class Guest:
                 log.exception("guest %s: on_exit failed", self.name)
 
     def _run_guest(self) -> tuple[RunExit, int]:
-        """2.6.24's ``run_guest()``: one read's worth."""
-        while self.dead_reason is None:
+        """2.6.24's ``run_guest()``: one read's worth.
+
+        The kernel looked at ``dead`` at the top of each pass and ran the trapped hypercall at
+        step 1, after that look; here the hook has already run it, so a notify it left pending is
+        returned before the death it may also have caused (spec 1.3: that read returns the notify,
+        the next one the reason).
+        """
+        while True:
             self._stop_requested = False
             # 1. A hypercall the async ring's notify kept pending.  The hook already ran this
             # step for the call that trapped, so it only applies once that notify is out.
-            if self.pending_hcall is not None and not self.pending_notify:
+            if self.pending_hcall is not None and not self.pending_notify and not self.dead_reason:
                 args, self.pending_hcall = self.pending_hcall, None
                 do_hypercalls(self, args)
             if self.pending_notify:  # 2.
                 notify, self.pending_notify = self.pending_notify, 0
                 return RunExit.NOTIFY, notify
+            if self.dead_reason is not None:
+                break
             if self._signal or self._closing:  # 3.
                 return RunExit.SIGNAL, 0
             if self.break_out:  # 4.

@@ -138,3 +138,24 @@ def test_async_ring_stops_at_a_notify_and_keeps_the_direct_call_pending(
     ]
     assert g.memory.read(0x20000 + 20, 2) == b"\xff\xff"
     assert g.status().hypercalls["NOTIFY"] == 3
+
+
+def test_a_notify_and_a_death_in_the_same_pass_return_the_notify_first(
+    guests: list[Guest],
+) -> None:
+    # Spec 1.3's edge: the ring's slot 0 kills (bad hypercall), slot 1 notifies, in one pass.
+    source = """
+    init
+    movl $11, (DATA + PAGE_OFFSET + 84)
+    movl $17, (DATA + PAGE_OFFSET + 100)
+    movl $0xB1, (DATA + PAGE_OFFSET + 100 + 12)
+    movw $0, (DATA + PAGE_OFFSET + 20)
+    hcall 0
+    hcall 10
+"""
+    g = make_guest(source)
+    guests.append(g)
+    reads = Reads(g)
+    assert reads.read() == (RunExit.NOTIFY, 0xB1)
+    assert reads.read() == (RunExit.DIED, 0)
+    assert g.dead_reason == "Bad hypercall 11\n"
