@@ -89,3 +89,20 @@ def test_typing_wakes_a_halted_guest_through_the_console_interrupt(
         assert match and int(match[1]) >= 1 and int(match[2]) >= 1, output
         launcher.close_stdin()
         assert launcher.wait(30) == 0
+
+
+def test_noecho_leaves_typed_input_unechoed(mount: Mount, guest_os: Path) -> None:
+    result = run_launcher(mount, 32, guest_os, "quiet", "noecho", stdin=b"echo said\n")
+    assert result.output == "lguest> said\nlguest> ", result.output
+
+
+def test_an_initrd_stays_reserved_at_the_top_of_memory(
+    mount: Mount, guest_os: Path, tmp_path: Path
+) -> None:
+    initrd = tmp_path / "initrd.img"
+    initrd.write_bytes(b"\x5a" * 100_000)  # 25 pages once the launcher rounds it up
+    result = run_launcher(
+        mount, 32, guest_os, "quiet", options=[f"--initrd={initrd}"], stdin=b"mem\n"
+    )
+    assert "  initrd 0x01fe7000-0x02000000  100 KB (reserved)" in result.output, result.output
+    assert result.returncode == 0

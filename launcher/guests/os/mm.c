@@ -8,8 +8,9 @@
  * tells the Host (spec 6): SET_PTE for an entry, SET_PMD for a directory entry.
  *
  * Physical pages are tracked in a bitmap.  Free at boot: RAM from the end of the kernel up to the
- * launcher's page tables; the first megabyte (zero page, command line) and any initrd stay
- * reserved, and the launcher's tables are freed once we no longer run on them.
+ * launcher's page tables; the first megabyte (zero page, command line) and any initrd (at the
+ * very top, above the launcher's tables) stay reserved, and the launcher's tables are freed once
+ * we no longer run on them.
  */
 #include "os.h"
 
@@ -65,6 +66,12 @@ void mm_init(void)
 	ram_pages = info.ram_bytes / PAGE_SIZE;
 	info.kernel_start = __pa(_text);
 	info.kernel_end = __pa(_end);
+	const uint8_t *zero_page = __va(boot_params_phys);
+	uint32_t initrd_size = *(const uint32_t *)(zero_page + BOOT_RAMDISK_SIZE);
+	if (initrd_size) {
+		info.initrd_start = *(const uint32_t *)(zero_page + BOOT_RAMDISK_IMAGE);
+		info.initrd_end = info.initrd_start + initrd_size;
+	}
 
 	/* Everything starts used; free what nobody else owns. */
 	memset(used_map, 0xFF, sizeof(used_map));

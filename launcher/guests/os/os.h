@@ -48,6 +48,7 @@ struct mem_stats {
 	uint32_t pgdir;            /* our page directory (physical) */
 	uint32_t table_pages;      /* page-table pages in use */
 	uint32_t device_start, device_end; /* device pages mapped above RAM (physical) */
+	uint32_t initrd_start, initrd_end; /* the launcher's --initrd, kept reserved (or 0, 0) */
 	uint32_t launcher_tables_freed;
 };
 

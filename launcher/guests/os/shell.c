@@ -157,6 +157,9 @@ static void cmd_mem(char *args)
 	kprintf("  boot   %#010x-%#010x  zero page, command line (reserved)\n", 0, 0x100000);
 	kprintf("  kernel %#010x-%#010x  %u KB\n", m.kernel_start, m.kernel_end,
 		(m.kernel_end - m.kernel_start) >> 10);
+	if (m.initrd_end)
+		kprintf("  initrd %#010x-%#010x  %u KB (reserved)\n", m.initrd_start, m.initrd_end,
+			(m.initrd_end - m.initrd_start) >> 10);
 	if (m.device_end)
 		kprintf("devices  %#010x-%#010x  device page and rings, above RAM\n", m.device_start,
 			m.device_end);
