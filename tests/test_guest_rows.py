@@ -13,6 +13,9 @@ A guest's verdict reaches the test the way any guest speaks to its launcher:
 * a kill-reason guest just does the forbidden thing: the Host's kill reason, printed by the
   launcher as ``lguest: <reason>`` with exit status 1, is the verdict.
 
+A handful of the guests also run four at a time on the one mount: a Host keeps timers, page
+tables, rings and segments per guest, so each verdict must stay the same.
+
 Row 45 (a halted guest with everything masked) and a guest spinning with no exits need a
 waker: the tests write BREAK on ``MOUNT/guests/<pid>/waker``, which returns only once the
 launcher's read got EAGAIN and it released the break.
@@ -25,6 +28,7 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
@@ -143,9 +147,8 @@ def describe(result: LaunchResult) -> str:
     return f"exit {result.returncode}\nstdout: {result.output!r}\nstderr: {result.errors!r}"
 
 
-@pytest.mark.parametrize("row", ROWS, ids=[row.id for row in ROWS])
-def test_guest_row(shared_mount: Mount, row: Row) -> None:
-    result = launch(shared_mount, row.guest)
+def assert_verdict(row: Row, result: LaunchResult) -> None:
+    """The launcher showed what ``row`` expects: PASS and power-off, or exactly its kill."""
     assert not result.timed_out, describe(result)
     if row.reason is None and row.pattern is None:
         assert f"PASS {row.guest}\n" in result.output, describe(result)
@@ -158,6 +161,27 @@ def test_guest_row(shared_mount: Mount, row: Row) -> None:
     else:
         assert row.pattern is not None
         assert re.search(f"lguest: {row.pattern}\n$", result.errors), describe(result)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row.id for row in ROWS])
+def test_guest_row(shared_mount: Mount, row: Row) -> None:
+    assert_verdict(row, launch(shared_mount, row.guest))
+
+
+# Timers, user mode, paging, the async ring and segments: state a Host must keep per guest.
+SIDE_BY_SIDE = ("timer_spinning", "noirq_window", "user_timer", "pf_reflect", "async_batch",
+                "new_pgtable", "irq_blocked", "tls_load")  # fmt: skip
+
+
+def test_guests_side_by_side_keep_their_verdicts(shared_mount: Mount) -> None:
+    """Four launchers at once on one mount (two CPUs' worth of guests, and more): each guest's
+    verdict is the same as when it runs alone."""
+    rows = [row for row in ROWS if row.guest in SIDE_BY_SIDE]
+    assert len(rows) == len(SIDE_BY_SIDE)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda row: launch(shared_mount, row.guest), rows))
+    for row, result in zip(rows, results, strict=True):
+        assert_verdict(row, result)
 
 
 def test_crash_beyond_the_limit_names_the_text_address(shared_mount: Mount) -> None:
