@@ -108,6 +108,7 @@ ROWS = [
     Row("5.3", "user_gp_dpl1"),
     Row("5.3", "user_hypercall_gp"),
     Row("5.3", "user_int3_gp"),
+    Row("5.4", "trap_flags"),
     Row("5.4", "trap_bad_stack", "Bad address 0x80000000"),
     Row("5.4", "trap_stack_beyond_memory", "bad write address 0xf000000c len 4"),
     # Page tables (spec 6)
