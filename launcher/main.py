@@ -193,7 +193,7 @@ def launch(options: argparse.Namespace) -> int:
         os.write(fd, guest.initialize_request())
     except OSError as error:
         os.close(fd)
-        raise LaunchError(f"{device}: INITIALIZE failed: {error.strerror}") from None
+        raise _node_error(device, "INITIALIZE", error) from None
     if verbose:
         base, pfnlimit, pgdir, entry = guest.initialize_args()
         verbose(f"guest: base {base:#x} pfnlimit {pfnlimit:#x} pgdir {pgdir:#x} entry {entry:#x}")
@@ -229,9 +229,7 @@ def _run(fd: int, device: Path, guest: PreparedGuest, table: DeviceTable) -> int
                 table.service_input()
                 _release_breakers(fd, device)
                 continue
-            if error.errno in (errno.ECONNABORTED, errno.ENOTCONN):
-                raise LaunchError(f"{device}: the lguestfs daemon has gone away") from None
-            raise LaunchError(f"{device}: read failed: {error.strerror}") from None
+            raise _node_error(device, "read", error) from None
         if len(data) != WORD_BYTES:
             return _report_death(data)  # died in the same pass as a notify: this is the reason
         address = unpack_word(data)
@@ -239,12 +237,19 @@ def _run(fd: int, device: Path, guest: PreparedGuest, table: DeviceTable) -> int
             _early_console(guest, address)
 
 
+def _node_error(device: Path, request: str, error: OSError) -> LaunchError:
+    """What to say when the node refuses a request we had every right to make."""
+    if error.errno in (errno.ECONNABORTED, errno.ENOTCONN):  # the FUSE connection is gone
+        return LaunchError(f"{device}: the lguestfs daemon has gone away")
+    return LaunchError(f"{device}: {request} failed: {error.strerror}")
+
+
 def _release_breakers(fd: int, device: Path) -> None:
     try:
         write_break(fd, 0)
     except OSError as error:
         if error.errno != errno.ENOENT:  # a dead guest: the next read says why
-            raise LaunchError(f"{device}: BREAK 0 failed: {error.strerror}") from None
+            raise _node_error(device, "BREAK 0", error) from None
 
 
 def _guest_died(fd: int) -> int:

@@ -10,8 +10,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from lguestfs import abi
 from tests.support.handguest import SPIN, hypercall, lguest_data_image
 from tests.support.launch import Launcher, elf32, run_launcher
@@ -78,10 +76,6 @@ def test_notify_of_a_string_prints_it_on_the_early_console(mount: Mount, tmp_pat
     assert result.returncode == 1
 
 
-@pytest.mark.xfail(
-    reason="lguestfs/guest.py checks death before a notify the same pass left pending "
-    "(spec 1.3 edge: the read should return the notify, the next one the reason)"
-)
 def test_death_reported_after_a_notify_of_the_same_pass_is_still_a_death(
     mount: Mount, tmp_path: Path
 ) -> None:
