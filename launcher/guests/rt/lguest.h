@@ -20,6 +20,13 @@
  * build time from lguestfs/abi.py, so they are defined exactly once.  This header works from
  * assembly too (only the constants and the layout macros below are visible there).
  *
+ * A complete guest, hello.c:
+ *     #include "lguest.h"
+ *     int main(void) { printk("hello from %u MB\n", guest_mem_size() >> 20); return 0; }
+ * `python -m launcher.guests.build hello.c` prints the ELF's path (build/guests/single/hello.elf);
+ * `lguest-launch 16 build/guests/single/hello.elf` prints the line, then "lguest: CRASH: Power
+ * down", and exits 0.  tests/guests/ holds many more, one behaviour each.
+ *
  * Stability: this is the API the default OS and the virtio drivers build on.  Additions are
  * fine; changing a name or a signature needs the lead's say.
  */
