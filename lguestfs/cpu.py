@@ -74,14 +74,13 @@ DS: Final = x86.UC_X86_REG_DS
 ES: Final = x86.UC_X86_REG_ES
 FS: Final = x86.UC_X86_REG_FS
 GS: Final = x86.UC_X86_REG_GS
-CR2: Final = x86.UC_X86_REG_CR2
 
-GDT_VADDR: Final = (
-    0xFFFFF000  # the Host's page, the last of the switcher area: the GDT Unicorn uses
-)
+# The Host's page, the last of the switcher area: the GDT Unicorn uses.
+GDT_VADDR: Final = 0xFFFFF000
 STOP_ADDR: Final = 0xFFFFFFFF  # emu_start's ``until``: inside the Host's page, never guest code
 _CR0_PG: Final = 0x80000000
 _HF_CPL_MASK: Final = 3
+_HF_PE_MASK: Final = 0x80  # hflags mirrors CR0.PE here
 _MMU_ERRORS: Final = frozenset(
     {
         uc_const.UC_ERR_READ_UNMAPPED,
@@ -116,7 +115,9 @@ class _Offsets:
         self.eip = _find_u32(blob, 0x13579BDF)
         self.hflags = self.eip + 48
         eflags = int.from_bytes(blob[self.eip + 8 : self.eip + 12], "little")
-        if eflags != uc.reg_read(EFLAGS):
+        hflags = int.from_bytes(blob[self.hflags : self.hflags + 4], "little")
+        protected = bool(uc.reg_read(x86.UC_X86_REG_CR0) & 1)
+        if eflags != uc.reg_read(EFLAGS) or bool(hflags & _HF_PE_MASK) != protected:
             raise CpuError("libunicorn's CPU state layout is not the one this Host knows")
         self.error_code = self._calibrate_error_code()
         self.exception_is_int = self.error_code + 4
@@ -129,14 +130,12 @@ class _Offsets:
             uc = unicorn.Uc(uc_const.UC_ARCH_X86, uc_const.UC_MODE_32)
             uc.mem_map(0, 0x10000)
             uc.mem_write(
-                0x1000,
-                b"\0" * 8 + (0x0000FFFF).to_bytes(4, "little") + (0x00CF9300).to_bytes(4, "little"),
-            )
+                0x1000, bytes(8) + struct.pack("<II", 0x0000FFFF, 0x00CF9300)
+            )  # null, data
             uc.reg_write(x86.UC_X86_REG_GDTR, (0, 0x1000, 15, 0))
             uc.reg_write(x86.UC_X86_REG_CR0, uc.reg_read(x86.UC_X86_REG_CR0) | 1)
-            code = (
-                b"\x66\xb8" + selector.to_bytes(2, "little") + b"\x8e\xd8\xf4"
-            )  # mov $sel,%ax; mov %ax,%ds
+            # mov $selector, %ax; mov %ax, %ds; hlt
+            code = b"\x66\xb8" + selector.to_bytes(2, "little") + b"\x8e\xd8\xf4"
             uc.mem_write(0x2000, code)
             blobs: list[bytes] = []
 
@@ -253,8 +252,8 @@ class Cpu:
         # only pagetables' switcher mapping reaches it, read-only.
         self.host_page = (memory.size + 0x3FFFFF) & ~0x3FFFFF
         uc.mem_map(self.host_page, PAGE_SIZE, uc_const.UC_PROT_ALL)
-        self._install_hooks(hooks)
         self._handle: int = uc._uch.value
+        self._install_hooks(hooks)
         self._value = ctypes.c_uint64()
         self._value_addr = ctypes.addressof(self._value)
         self._batch_ids = (ctypes.c_int32 * len(_HYPERCALL_REGS))(*_HYPERCALL_REGS)

@@ -141,7 +141,8 @@ def set_guest_interrupt(g: Guest, gate: tuple[int, int], errcode: int | None) ->
             cpu.set_reg(CS, GUEST_CS)
             cpu.set_reg(EIP, _handler(gate))
     except CpuError:
-        g.kill(f"bad stack segment {new_ss}")
+        # 2.6.24 would fault in the Switcher loading that SS for the guest: its "trap 256".
+        g.kill(f"unhandled trap 256 at {_handler(gate):#x} ({new_ss & 0xFFFC:#x})")
         return
     if (gate[1] >> 8) & 0xF == IDT_TYPE_INTERRUPT_GATE and g.write_lguest_u32(
         LD_IRQ_ENABLED, 0
