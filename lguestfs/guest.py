@@ -164,6 +164,7 @@ class Guest:
         self._wakeup = False
         self._stop_requested = False
         self._kick_pending = False
+        self._in_cpu = False  # the guest thread is in (or about to enter) emu_start
         self._poll_pending = False
         self._user_io_at: int | None = None  # EIP of a user-mode in/out that must #GP
         self._timer_key: int | None = None
@@ -340,22 +341,31 @@ class Guest:
     # --- stopping a running CPU from another thread ----------------------------------------------
 
     def _kick(self) -> None:
+        """Make the guest thread look at the run loop's reasons again, soon.
+
+        The order matters: the flag is set before ``_in_cpu`` is read, and the guest thread sets
+        ``_in_cpu`` before it reads the flag for the last time, so either it sees the flag or we
+        see it in the CPU and keep stopping it until it does.  A thread that is not in the CPU
+        (halted, between reads) needs no repeats: it reads the flag before it runs again.
+        """
         self._stop_requested = True
         with self._uc_lock:
-            if self._cpu_open:
-                self.cpu.stop()
-            if self._kick_pending:
+            if not self._cpu_open:
+                return
+            self.cpu.stop()
+            if self._kick_pending or not self._in_cpu:
                 return
             self._kick_pending = True
         _clock.call_at(time.monotonic() + KICK_REPEAT, self._kick_again)
 
     def _kick_again(self) -> None:
         with self._uc_lock:
-            if self._stop_requested and self._cpu_open:
+            repeat = self._stop_requested and self._in_cpu and self._cpu_open
+            if repeat:
                 self.cpu.stop()
-                repeat = True
             else:
-                self._kick_pending = repeat = False
+                self._kick_pending = False
+        self._in_cpu = False  # the guest thread is in (or about to enter) emu_start
         if repeat:
             _clock.call_at(time.monotonic() + KICK_REPEAT, self._kick_again)
 
@@ -433,11 +443,16 @@ class Guest:
                         self._cond.wait()
                     self._wakeup = False
                 continue
-            if self._stop_requested:
-                continue
             if self.pagetables.fills >= TLB_GROW_FILLS:
                 self.pagetables.flush_tlb()
-            self._run_once()  # 8.
+            self._in_cpu = True  # before the last look at the flag: see _kick
+            if self._stop_requested:
+                self._in_cpu = False
+                continue
+            try:
+                self._run_once()  # 8.
+            finally:
+                self._in_cpu = False
         return RunExit.DIED, 0
 
     def _run_once(self) -> None:
