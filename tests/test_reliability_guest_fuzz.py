@@ -10,7 +10,9 @@ ones).  A guest still running after ``RUN_LIMIT`` is fine too: its read is ended
 daemon answers EINTR), and closing the handle must stop it.
 
 Many guests share one daemon, one after another, while the canary (a guest that NOTIFYs in a loop)
-must keep answering.  The ``mount`` fixture fails the test if the daemon logged an internal error.
+must keep answering.  The ``mount`` fixture fails the test if the daemon logged an internal error;
+a watchdog kills a daemon that stops answering, so that such a bug fails the test instead of
+hanging it.
 ``LGUESTFS_LONG=1`` runs ten times as many.  The seed is printed, and ``LGUESTFS_FUZZ_SEED``
 replays a run.
 """
@@ -24,15 +26,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from launcher.layout import PreparedGuest
 from lguestfs import abi
 from tests.support.guests import test_guest
 from tests.support.handguest import (
+    LGUEST_DATA_AT,
     SPIN,
     GuestDied,
     HandGuest,
     code_at_entry,
     hypercall,
-    lguest_data_image,
+    initialised_guest,
+    loop_back,
 )
 from tests.support.mount import Mount
 
@@ -43,11 +48,10 @@ READS_PER_GUEST = 4  # NOTIFYs a guest may make before we stop listening
 CANARY_EVERY = 50  # fuzz guests between two looks at the canary
 STUCK_AFTER = 15.0  # seconds one guest may keep the test waiting before the daemon is declared hung
 MEM_MB = 2  # the carrier loads at 1 MB
-LGUEST_DATA_AT = 0x80000  # guest-physical, between the boot pages and the carrier
 CANARY_WORD = 0xCA7A1  # what the canary NOTIFYs, again and again
 FUZZ_DONE_WORD = 0xF022  # what a hypercall guest NOTIFYs when it survived its calls
-INIT = hypercall(abi.LHCALL_LGUEST_INIT, LGUEST_DATA_AT)
-MEMORY_LIMIT = (MEM_MB << 20) + abi.DEVICE_PAGES_MAX * abi.PAGE_SIZE
+Patch = Callable[[PreparedGuest], None]
+MEMORY_LIMIT = MEM_MB << 20  # pfnlimit * 4096: a HandGuest has no device pages
 
 
 def seed() -> int:
@@ -56,31 +60,21 @@ def seed() -> int:
     return chosen
 
 
-def loop_back(code: bytes) -> bytes:
-    """``code`` followed by a short jump back to its start."""
-    return code + bytes([0xEB, (-(len(code) + 2)) & 0xFF])
-
-
 class Canary:
     """A guest that NOTIFYs CANARY_WORD in a loop: every read of it must return that at once."""
 
     def __init__(self, mount: Mount, carrier: Path) -> None:
-        code = INIT + loop_back(hypercall(abi.LHCALL_NOTIFY, CANARY_WORD))
-        self.guest = HandGuest(
-            mount.path,
-            carrier,
-            mem_mb=MEM_MB,
-            patch=code_at_entry(code, {LGUEST_DATA_AT: lguest_data_image()}),
-        )
+        code = loop_back(hypercall(abi.LHCALL_NOTIFY, CANARY_WORD))
+        self.guest = HandGuest(mount.path, carrier, mem_mb=MEM_MB, patch=initialised_guest(code))
 
     def check(self) -> None:
         assert self.guest.read(timeout=5.0) == CANARY_WORD, "the canary guest stopped answering"
 
 
-def outcome(mount: Mount, carrier: Path, code: bytes, data: dict[int, bytes]) -> str:
+def outcome(mount: Mount, carrier: Path, patch: Patch) -> str:
     """Run one fuzz guest: "died" (with a reason), "survived" (a hypercall guest reached its
     last NOTIFY), "running" (still going at the time limit) or "notifying" (NOTIFYs galore)."""
-    with HandGuest(mount.path, carrier, mem_mb=MEM_MB, patch=code_at_entry(code, data)) as guest:
+    with HandGuest(mount.path, carrier, mem_mb=MEM_MB, patch=patch) as guest:
         try:
             for _ in range(READS_PER_GUEST):
                 word = guest.read(timeout=RUN_LIMIT)
@@ -119,7 +113,7 @@ def random_hypercalls(rng: random.Random) -> bytes:
     for _ in range(rng.randint(1, 8)):
         number = rng.choice([rng.randrange(20), rng.randrange(20), rng.randrange(1 << 32)])
         calls += hypercall(number, *(interesting_word(rng) for _ in range(3)))
-    return INIT + calls + hypercall(abi.LHCALL_NOTIFY, FUZZ_DONE_WORD) + SPIN
+    return calls + hypercall(abi.LHCALL_NOTIFY, FUZZ_DONE_WORD) + SPIN
 
 
 class Watchdog:
@@ -160,7 +154,10 @@ class Watchdog:
             )
 
 
-def fuzz(mount: Mount, make_code: Callable[[random.Random], bytes]) -> dict[str, int]:
+def fuzz(
+    mount: Mount, make_code: Callable[[random.Random], bytes], place: Callable[[bytes], Patch]
+) -> dict[str, int]:
+    """Run GUESTS_PER_KIND guests of ``make_code``'s code, each put in memory by ``place``."""
     rng = random.Random(seed())
     carrier = test_guest("spin")
     canary = Canary(mount, carrier)
@@ -168,11 +165,10 @@ def fuzz(mount: Mount, make_code: Callable[[random.Random], bytes]) -> dict[str,
     tally = dict.fromkeys(("died", "survived", "running", "notifying"), 0)
     try:
         canary.check()
-        data = {LGUEST_DATA_AT: lguest_data_image()}
         for index in range(GUESTS_PER_KIND):
             code = make_code(rng)
             watchdog.guest(code)
-            tally[outcome(mount, carrier, code, data)] += 1
+            tally[outcome(mount, carrier, place(code))] += 1
             if index % CANARY_EVERY == 0:
                 canary.check()
         canary.check()
@@ -189,12 +185,12 @@ def fuzz(mount: Mount, make_code: Callable[[random.Random], bytes]) -> dict[str,
 def test_random_byte_guests_each_run_or_die_with_a_reason_and_the_canary_keeps_running(
     mount: Mount,
 ) -> None:
-    tally = fuzz(mount, lambda rng: rng.randbytes(4096))
+    tally = fuzz(mount, lambda rng: rng.randbytes(4096), code_at_entry)
     assert tally["died"] > 0
 
 
 def test_random_hypercall_guests_each_run_or_die_with_a_reason_and_the_canary_keeps_running(
     mount: Mount,
 ) -> None:
-    tally = fuzz(mount, random_hypercalls)
+    tally = fuzz(mount, random_hypercalls, initialised_guest)
     assert tally["died"] > 0 and tally["survived"] > 0

@@ -34,16 +34,17 @@ from typing import NoReturn
 
 import pytest
 
+from launcher.layout import PreparedGuest
 from lguestfs import abi
 from tests.support.guests import test_guest
 from tests.support.handguest import (
     Footprint,
     GuestDied,
     HandGuest,
-    code_at_entry,
     footprint,
     hypercall,
-    lguest_data_image,
+    initialised_guest,
+    loop_back,
 )
 from tests.support.launch import launcher_command
 from tests.support.mount import Mount, is_mounted, mounted, skip_reason
@@ -52,7 +53,6 @@ LONG = os.environ.get("LGUESTFS_LONG") == "1"
 KILL_CYCLES = 1000 if LONG else 100
 KILL_WITHIN = 0.03  # seconds after the launcher starts: INITIALIZE happens in the first few ms
 MEM_MB = 4
-LGUEST_DATA_AT = 0x80000
 SETTLE_TIMEOUT = 20.0
 # What "flat" allows after the cycles: a few threads of trio's worker cache, a few mappings of
 # the allocator's arenas, some memory that Python keeps for reuse; never one per guest.
@@ -61,12 +61,9 @@ EXTRA_MAPPINGS = 12
 EXTRA_RSS_KIB = 24 * 1024
 
 
-def notify_loop_patch() -> Callable[..., None]:
+def notify_loop_patch() -> Callable[[PreparedGuest], None]:
     """A guest that NOTIFYs in a loop: its launcher spends its life going in and out of read."""
-    code = hypercall(abi.LHCALL_LGUEST_INIT, LGUEST_DATA_AT)
-    body = hypercall(abi.LHCALL_NOTIFY, 0x1234)
-    code += body + bytes([0xEB, (-(len(body) + 2)) & 0xFF])
-    return code_at_entry(code, {LGUEST_DATA_AT: lguest_data_image()})
+    return initialised_guest(loop_back(hypercall(abi.LHCALL_NOTIFY, 0x1234)))
 
 
 def launcher_child(mountpoint: Path, kernel: Path, notify_loop: bool) -> NoReturn:

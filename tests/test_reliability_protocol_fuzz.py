@@ -31,7 +31,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from lguestfs import abi
 from tests.support.guests import test_guest
-from tests.support.handguest import HandGuest, code_at_entry, hypercall, lguest_data_image
+from tests.support.handguest import SPIN, HandGuest, hypercall, initialised_guest, loop_back
 from tests.support.mount import Mount
 
 LONG = os.environ.get("LGUESTFS_LONG") == "1"
@@ -40,7 +40,6 @@ STEPS = 200
 MIN_OPERATIONS = 20_000 * (10 if LONG else 1)
 WORD = 8  # this process is 64-bit: requests and notifies are 8-byte words
 MEM_MB = 4
-LGUEST_DATA_AT = 0x80000
 MESSAGE_AT = 0x90000
 MESSAGE = b"fuzz crash"
 NOTIFY_WORD = 0xF00D
@@ -79,11 +78,10 @@ def request_words(data: bytes) -> tuple[int | None, int | None]:
 
 def guest_code(crasher: bool) -> bytes:
     """A looper NOTIFYs for ever; a crasher NOTIFYs once, then CRASHes with MESSAGE."""
-    init = hypercall(abi.LHCALL_LGUEST_INIT, LGUEST_DATA_AT)
     notify = hypercall(abi.LHCALL_NOTIFY, NOTIFY_WORD)
     if crasher:
-        return init + notify + hypercall(abi.LHCALL_CRASH, MESSAGE_AT) + b"\xeb\xfe"
-    return init + notify + bytes([0xEB, (-(len(notify) + 2)) & 0xFF])
+        return notify + hypercall(abi.LHCALL_CRASH, MESSAGE_AT) + SPIN
+    return loop_back(notify)
 
 
 @dataclasses.dataclass
@@ -191,12 +189,11 @@ class ProtocolMachine(RuleBasedStateMachine):
     @rule(crasher=st.booleans())
     def start_guest(self, crasher: bool) -> None:
         before = set(os.listdir(self.mount.guests))
-        data = {LGUEST_DATA_AT: lguest_data_image(), MESSAGE_AT: MESSAGE + b"\0"}
         hand = HandGuest(
             self.mount.path,
             self.kernel,
             mem_mb=MEM_MB,
-            patch=code_at_entry(guest_code(crasher), data),
+            patch=initialised_guest(guest_code(crasher), {MESSAGE_AT: MESSAGE + b"\0"}),
         )
         (name,) = set(os.listdir(self.mount.guests)) - before
         self.guests.append(Guest(hand, name, crasher))

@@ -19,12 +19,13 @@ import time
 from lguestfs import abi
 from tests.support.guests import test_guest
 from tests.support.handguest import (
+    LGUEST_DATA_AT,
+    SPIN,
     GuestDied,
     HandGuest,
-    code_at_entry,
     footprint,
     hypercall,
-    lguest_data_image,
+    initialised_guest,
 )
 from tests.support.mount import Mount
 
@@ -32,7 +33,6 @@ LONG = os.environ.get("LGUESTFS_LONG") == "1"
 GUESTS = 10_000 if LONG else 1000
 WARM_UP = 100
 MEM_MB = 4
-LGUEST_DATA_AT = 0x80000
 NOTIFY_WORD = 0x5E0
 EXTRA_THREADS = 2
 EXTRA_MAPPINGS = 12
@@ -47,8 +47,7 @@ def one_guest(mount: Mount, kind: int) -> None:
         hypercall(abi.LHCALL_CRASH, LGUEST_DATA_AT),  # the message: lguest_data's first bytes
         b"",
     ][kind]
-    code = hypercall(abi.LHCALL_LGUEST_INIT, LGUEST_DATA_AT) + calls + b"\xeb\xfe"
-    patch = code_at_entry(code, {LGUEST_DATA_AT: lguest_data_image()})
+    patch = initialised_guest(calls + SPIN)
     with HandGuest(mount.path, test_guest("spin"), mem_mb=MEM_MB, patch=patch) as guest:
         if kind == 0:
             assert guest.read(timeout=10.0) == NOTIFY_WORD

@@ -155,6 +155,11 @@ def load(address: int) -> bytes:
 SPIN = b"\xeb\xfe"  # jmp . : run for ever without an exit
 
 
+def loop_back(code: bytes) -> bytes:
+    """``code`` for ever: followed by a short jump back to its start (at most 126 bytes)."""
+    return code + bytes([0xEB, (-(len(code) + 2)) & 0xFF])
+
+
 def lguest_data_image() -> bytes:
     """A struct lguest_data that LGUEST_INIT accepts (spec 3.1, 10): ring free, kernel at
     PAGE_OFFSET, syscall vector 0x80; interrupts off, none blocked."""
@@ -180,6 +185,17 @@ def code_at_entry(
             prepared.write(address, blob)
 
     return patch
+
+
+LGUEST_DATA_AT = 0x80000  # where such guests keep their lguest_data: below the kernel at 1 MB
+INIT = hypercall(abi.LHCALL_LGUEST_INIT, LGUEST_DATA_AT)  # spec 3.1: every guest's first call
+
+
+def initialised_guest(
+    code: bytes, data: dict[int, bytes] | None = None
+) -> Callable[[PreparedGuest], None]:
+    """A ``patch`` for a well-behaved start: LGUEST_INIT with a valid lguest_data, then ``code``."""
+    return code_at_entry(INIT + code, {LGUEST_DATA_AT: lguest_data_image(), **(data or {})})
 
 
 # --- What a process holds, for the no-leak checks ---------------------------------------------
