@@ -40,7 +40,14 @@ from launcher.devices import DeviceTable
 from launcher.errors import GuestBroke, LaunchError
 from launcher.layout import MAX_MEM_MB, MIN_MEM_MB, PreparedGuest, prepare_guest
 from launcher.net import Net, UdpLink
-from launcher.node import NODE_NAME, WORD_BYTES, default_device, unpack_word, write_break
+from launcher.node import (
+    NODE_NAME,
+    WORD_BYTES,
+    default_device,
+    unpack_word,
+    waker_path,
+    write_break,
+)
 from launcher.tap import TapLink
 from launcher.waker import Waker
 
@@ -190,6 +197,7 @@ def launch(options: argparse.Namespace) -> int:
     console = Console(table)  # always last
     fd = _open_node(device)
     try:
+        waker_handle = waker_path(device, os.getpid())  # a stat() of the mount: a node error too
         os.write(fd, guest.initialize_request())
     except OSError as error:
         os.close(fd)
@@ -198,7 +206,7 @@ def launch(options: argparse.Namespace) -> int:
         base, pfnlimit, pgdir, entry = guest.initialize_args()
         verbose(f"guest: base {base:#x} pfnlimit {pfnlimit:#x} pgdir {pgdir:#x} entry {entry:#x}")
     table.fd = fd
-    waker = Waker(device, fd, table.watched)
+    waker = Waker(waker_handle, fd, table.watched)
     table.watch_listener = waker.watch
     console.raw_terminal()
     try:

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from launcher.errors import LaunchError
-from launcher.node import mounted_lguestfs, reachable, waker_path, write_break
+from launcher.node import mounted_lguestfs, reachable, write_break
 
 PIPE_MESSAGE = struct.Struct("@i")
 PR_SET_PDEATHSIG = 1
@@ -45,8 +45,9 @@ CHILD_EXIT_WAIT = 2.0  # seconds to wait for it after SIGKILL (the node must ans
 class Waker:
     """The launcher's side: fork the waker, tell it what to watch, and end it."""
 
-    def __init__(self, device: Path, node_fd: int, watched: set[int]) -> None:
-        handle = waker_path(device, os.getpid())
+    def __init__(self, handle: Path | None, node_fd: int, watched: set[int]) -> None:
+        """Fork the waker: it will BREAK through ``handle`` (``node.waker_path``), or through
+        ``node_fd`` on a real /dev/lguest (``handle`` None), when one of ``watched`` is readable."""
         read_end, self.pipe = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
