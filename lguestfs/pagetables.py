@@ -73,15 +73,21 @@ class Shadow:
 
     def __init__(self, gpgdir: int) -> None:
         self.gpgdir = gpgdir
-        self.pdes: set[int] = set()  # page-directory slots with a shadow page table
-        self.ptes: dict[int, int] = {}  # virtual page number -> shadow PTE
+        # page-directory slot with a shadow page table -> the virtual pages mapped through it
+        self.pdes: dict[int, set[int]] = {}
+        self.ptes: dict[int, int] = {}  # virtual page number -> shadow PTE (the TLB miss path)
+
+    def install(self, vpn: int, spte: int) -> None:
+        self.ptes[vpn] = spte
+        self.pdes[vpn >> 10].add(vpn)
+
+    def drop(self, vpn: int) -> None:
+        if self.ptes.pop(vpn, None) is not None:
+            self.pdes[vpn >> 10].discard(vpn)
 
     def forget_pde(self, index: int) -> None:
-        if index in self.pdes:
-            self.pdes.discard(index)
-            first = index * _PTES_PER_PAGE
-            for vpn in [v for v in self.ptes if first <= v < first + _PTES_PER_PAGE]:
-                del self.ptes[vpn]
+        for vpn in self.pdes.pop(index, ()):
+            del self.ptes[vpn]
 
     def forget_below(self, index: int) -> None:
         for pde in [p for p in self.pdes if p < index]:
@@ -187,7 +193,7 @@ class PageTables:
                 ):
                     self._kill("bad page directory entry")
                     return False
-                self.shadow.pdes.add(pde_index)
+                self.shadow.pdes[pde_index] = set()
             gpte_addr = (gpde & ~_FLAGS) + ((vaddr >> PAGE_SHIFT) & (_PTES_PER_PAGE - 1)) * 4
             gpte = self._memory.read_u32(gpte_addr)
             if not gpte & PTE_PRESENT:
@@ -199,7 +205,7 @@ class PageTables:
             if not self._check_gpte(gpte):
                 return False
             gpte |= PTE_ACCESSED | (PTE_DIRTY if errcode & _ERR_WRITE else 0)
-            self.shadow.ptes[vaddr >> PAGE_SHIFT] = _shadow_pte(gpte)
+            self.shadow.install(vaddr >> PAGE_SHIFT, _shadow_pte(gpte))
             self._memory.write_u32(gpte_addr, gpte)
         except GuestAccessError as e:
             self._kill(str(e))
@@ -256,9 +262,9 @@ class PageTables:
                 continue
             vpn = (pde_index << 10) | ((vaddr >> PAGE_SHIFT) & (_PTES_PER_PAGE - 1))
             if young:
-                shadow.ptes[vpn] = _shadow_pte(gpte)
+                shadow.install(vpn, _shadow_pte(gpte))
             else:
-                shadow.ptes.pop(vpn, None)
+                shadow.drop(vpn)
         self.flush_tlb()
 
     def set_pmd(self, gpgdir: int, index: int) -> None:
