@@ -12,7 +12,8 @@ and never watch stdin again.
 
 When stdin is a terminal it goes into the mode 2.6.24 used (no echo, no line editing, no signals
 from the keyboard), and is always put back.  Ctrl-C therefore reaches the guest as a byte; three
-of them within a second end the launcher (exit status 2), as in 2.6.24.
+of them within a second (with no other key between) end the launcher (exit status 2), as in
+2.6.24.
 """
 
 import os
@@ -25,7 +26,7 @@ from launcher.errors import GuestBroke, LaunchError
 from launcher.virtqueue import gather, views
 from lguestfs.abi import VIRTIO_ID_CONSOLE
 
-CTRL_C = b"\x03"
+CTRL_C = 0x03
 CTRL_C_TIMES = 3
 CTRL_C_WINDOW = 1.0  # seconds (2.6.24 compared whole seconds: "within about a second")
 
@@ -111,19 +112,23 @@ class Console:
             self.table.forget_input(self.stdin)
             self.restore_terminal()
             return False
-        if received == 1 and self.table.guest.memory[chain.writable[0].address] == CTRL_C[0]:
-            self._count_ctrl_c()
-        else:
-            self.ctrl_c_times.clear()
+        self._count_ctrl_c(gather(self.table.guest.memory, chain.writable)[:received])
         self.input.push_used(chain.head, received)
         self.table.trigger(self.input)
         return True
 
-    def _count_ctrl_c(self) -> None:
+    def _count_ctrl_c(self, typed: bytes) -> None:
+        """Each Ctrl-C counts, any other key starts the count again.  2.6.24 counted only reads
+        of exactly one Ctrl-C; keys pressed while the guest had no buffer arrive together in one
+        read, so here each byte counts on its own."""
         now = time.monotonic()
-        self.ctrl_c_times = [t for t in self.ctrl_c_times if now - t <= CTRL_C_WINDOW] + [now]
-        if len(self.ctrl_c_times) >= CTRL_C_TIMES:
-            raise ThreeCtrlC()
+        for byte in typed:
+            if byte != CTRL_C:
+                self.ctrl_c_times.clear()
+                continue
+            self.ctrl_c_times = [t for t in self.ctrl_c_times if now - t <= CTRL_C_WINDOW] + [now]
+            if len(self.ctrl_c_times) >= CTRL_C_TIMES:
+                raise ThreeCtrlC()
 
 
 def _is_open(fd: int) -> bool:

@@ -14,7 +14,7 @@ import pytest
 
 import launcher.devices
 from launcher.block import Block
-from launcher.console import Console
+from launcher.console import Console, ThreeCtrlC
 from launcher.devices import DeviceTable
 from launcher.errors import GuestBroke, LaunchError
 from launcher.layout import PreparedGuest, prepare_guest
@@ -328,3 +328,21 @@ def test_block_file_in_use_by_another_device_is_refused(guest: PreparedGuest, di
     Block(table, disk)
     with pytest.raises(LaunchError, match="in use by another launcher"):
         Block(table, disk)
+
+
+@pytest.mark.parametrize(
+    ("typed", "stops"),
+    [(b"\x03\x03\x03", True), (b"\x03\x03x\x03", False), (b"ls\x03\x03\x03", True)],
+)
+def test_three_ctrl_c_in_a_row_stop_the_launcher_even_in_one_read(
+    guest: PreparedGuest, stdin: tuple[int, int], irqs: list[int], typed: bytes, stops: bool
+) -> None:
+    table = make_table(guest)
+    console = Console(table, stdin=stdin[0])
+    Ring.of(console.input).chain((0x300000, 64, True))
+    os.write(stdin[1], typed)
+    if stops:
+        with pytest.raises(ThreeCtrlC):
+            table.service_input()
+    else:
+        table.service_input()
