@@ -27,6 +27,7 @@ from launcher.node import write_irq
 from launcher.virtqueue import Virtqueue
 from lguestfs.abi import (
     DEVICE_DESC_HEADER,
+    LGUEST_IRQS,
     PAGE_SIZE,
     VIRTIO_CONFIG_F_VIRTQUEUE,
     VIRTQUEUE_NUM,
@@ -98,12 +99,14 @@ class DeviceTable:
         device.config_len += size
         self.guest.memory[self.page + device.offset + 1] = device.config_len
 
-    def add_queue(
-        self, device: Device, name: str, on_notify: Callable[[], None] | None
-    ) -> Virtqueue:
+    def add_queue(self, device: Device, name: str, on_notify: Callable[[], None]) -> Virtqueue:
         """Give ``device`` a 128-entry queue on two fresh pages, with the next interrupt number.
 
         ``on_notify`` runs when the guest kicks the queue (NOTIFY of its first page)."""
+        if self.next_irq >= LGUEST_IRQS:
+            raise LaunchError(
+                f"too many devices: the guest has {LGUEST_IRQS - 1} device interrupts"
+            )
         address = self.guest.add_device_pages(VIRTQUEUE_PAGES)
         pfn = address // PAGE_SIZE
         queue = Virtqueue(self.guest, f"{device.name} {name}", pfn, VIRTQUEUE_NUM, self.next_irq)
@@ -112,8 +115,7 @@ class DeviceTable:
         )
         self.next_irq += 1
         device.queues.append(queue)
-        if on_notify is not None:
-            self._handlers[pfn] = (queue.name, on_notify)
+        self._handlers[pfn] = (queue.name, on_notify)
         self.verbose(f"{queue.name}: queue at pfn {pfn:#x}, irq {queue.irq}")
         return queue
 

@@ -346,3 +346,14 @@ def test_three_ctrl_c_in_a_row_stop_the_launcher_even_in_one_read(
             table.service_input()
     else:
         table.service_input()
+
+
+def test_more_queues_than_guest_interrupts_is_refused(guest: PreparedGuest, tmp_path: Path) -> None:
+    table = make_table(guest)
+    for n in range(32):  # irqs 1..31: one block queue each, then one too many
+        disk = tmp_path / f"disk{n}.img"
+        disk.write_bytes(bytes(512))
+        if n < 31:
+            Block(table, disk)
+    with pytest.raises(LaunchError, match="too many devices: the guest has 31 device interrupts"):
+        Block(table, disk)
