@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL = 0.01  # seconds between looks at held requests' callers (signals, closing)
 STOP_GRACE = 1.0  # seconds a guest may take to stop for a signal before its read ends anyway
 CLOSE_GRACE = 5.0  # seconds a guest may take to close before the daemon stops waiting for it
-WORD_FORMATS = {4: "<I", 8: "<Q"}
+WORD_CODES = {4: "I", 8: "Q"}  # struct codes of the caller's unsigned long
 
 
 def fail(code: int, why: str, level: int = logging.INFO) -> NoReturn:
@@ -66,7 +66,7 @@ def words(data: bytes, word_bytes: int, count: int) -> tuple[int, ...] | None:
     """The first ``count`` words of a write, or None if it is too short (the kernel's fault)."""
     if len(data) < count * word_bytes:
         return None
-    return struct.unpack_from(f"<{count}{'I' if word_bytes == 4 else 'Q'}", data)
+    return struct.unpack_from(f"<{count}{WORD_CODES[word_bytes]}", data)
 
 
 def start_guest(caller: Caller, base: int, pfnlimit: int, pgdir: int, start: int) -> Guest:
@@ -433,7 +433,7 @@ class DeviceHandle(Handle):
             if size < self.word_bytes:
                 fail(errno.EFAULT, f"{self}: notify {value:#x} lost: a {size}-byte read")
             session.counters.notifies += 1
-            return struct.pack(WORD_FORMATS[self.word_bytes], value)
+            return struct.pack(f"<{WORD_CODES[self.word_bytes]}", value)
         if kind is RunExit.BREAK:
             fail(errno.EAGAIN, f"{self}: break", logging.DEBUG)
         if kind is RunExit.SIGNAL:
