@@ -135,7 +135,11 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         "in the foreground until SIGINT or SIGTERM.",
     )
     parser.add_argument("mountpoint", metavar="MOUNTPOINT", help="an empty directory")
-    parser.add_argument("--debug", action="store_true", help="log every request and its answer")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="also log every open, release and refused request with its reason",
+    )
     parser.add_argument(
         "--allow-other",
         action="store_true",
