@@ -226,6 +226,17 @@ def test_break_by_another_task_blocks_until_break_0(
     assert other.answer().number == 0
 
 
+def test_break_by_the_owner_itself_blocks_until_another_task_sends_break_0(
+    mount: Mount, owner: Client, other: Client
+) -> None:
+    fd = initialise(owner, mount)  # spec 1.5: "if the owner itself writes BREAK 1 it blocks"
+    waker = other.open(mount.waker(owner.pid))
+    owner.send(f"write {fd} 3 1")
+    owner.no_answer(BLOCKED)
+    assert other.write(waker, 3, 0).number == 0
+    assert owner.answer().number == 0
+
+
 def test_signal_ends_a_blocked_break_with_eintr_and_the_flag_stays_set(
     mount: Mount, halted_owner: Client, other: Client, halt_image: GuestImage
 ) -> None:
