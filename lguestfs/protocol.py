@@ -158,7 +158,12 @@ class Watcher:
             await trio.sleep(POLL_INTERVAL)
             now = trio.current_time()
             for held in list(self._held):
-                held.look(now)
+                try:
+                    held.look(now)
+                except Exception:  # a bug here must not end the daemon (this is a system task)
+                    log.exception("internal error while watching %s", held.caller)
+                    self._held.discard(held)
+                    held.wake.set()
 
 
 @dataclass
