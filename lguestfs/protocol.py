@@ -163,6 +163,7 @@ class Watcher:
                 except Exception:  # a bug here must not end the daemon (this is a system task)
                     log.exception("internal error while watching %s", held.caller)
                     self._held.discard(held)
+                    held.abandoned = True  # the request ends now rather than wait unwatched
                     held.wake.set()
 
 
