@@ -167,7 +167,7 @@ class Guest:
         self._in_cpu = False  # the guest thread is in (or about to enter) emu_start
         self._poll_pending = False
         self._user_io_at: int | None = None  # EIP of a user-mode in/out that must #GP
-        self._timer_key: int | None = None
+        self._timer_token: object | None = None  # the armed SET_CLOCKEVENT, if any
         self._on_exit: Callable[[RunExit, int], None] | None = None
         self._cond = threading.Condition()  # halted sleeps, and everything that wakes them
         self._runs: queue.SimpleQueue[None] = queue.SimpleQueue()  # run() and close() to _main
@@ -238,7 +238,7 @@ class Guest:
         self._kick()
         if threading.current_thread() is not self._thread:
             self._thread.join()
-        self._timer_key = None
+        self._timer_token = None
         with self._uc_lock:
             if self._cpu_open:
                 self._cpu_open = False
@@ -314,20 +314,22 @@ class Guest:
         self.cpu.uc.reg_write(x86.UC_X86_REG_CR0, cr0 | _CR0_TS if ts else cr0 & ~_CR0_TS)
 
     def set_clockevent(self, ns: int) -> None:
-        """SET_CLOCKEVENT: one-shot irq 0 after ``ns`` nanoseconds; 0 cancels."""
-        if ns == 0:
-            self._timer_key = None
+        """SET_CLOCKEVENT: one-shot irq 0 after ``ns`` nanoseconds; 0 cancels.
+
+        Each arming gets a fresh token; an expiry whose token is no longer the current one was
+        cancelled or replaced.  The token is in place before the clock can fire.
+        """
+        token = object()
+        self._timer_token = token if ns else None
+        if not ns:
             return
-        key_box: list[int] = []
 
         def expire() -> None:
-            if key_box and self._timer_key == key_box[0]:
-                self._timer_key = None
+            if self._timer_token is token:
+                self._timer_token = None
                 self._timer_fired()
 
-        key = _clock.call_at(time.monotonic() + ns / 1e9, expire)
-        key_box.append(key)
-        self._timer_key = key
+        _clock.call_at(time.monotonic() + ns / 1e9, expire)
 
     def _timer_fired(self) -> None:
         with self._irq_lock:
@@ -365,7 +367,6 @@ class Guest:
                 self.cpu.stop()
             else:
                 self._kick_pending = False
-        self._in_cpu = False  # the guest thread is in (or about to enter) emu_start
         if repeat:
             _clock.call_at(time.monotonic() + KICK_REPEAT, self._kick_again)
 

@@ -132,3 +132,26 @@ def test_clockevent_zero_cancels_the_timer() -> None:
         assert g.status().state == "halted"
     finally:
         g.close()
+
+
+def test_a_masked_irq_arrives_once_a_spinning_guest_unmasks_it_with_a_store() -> None:
+    # No exit follows the unmasking store: only the Host's polling of pending interrupts can
+    # deliver it (2.6.24 relied on the exits of host timer ticks).
+    then = """
+    movl $0x200, (DATA + PAGE_OFFSET)
+    movl $0xffffffff, (DATA + PAGE_OFFSET + 4)
+    hcall 17, 0x70
+    movl $3000000, %ecx
+2:  decl %ecx
+    jnz 2b
+    movl $0, (DATA + PAGE_OFFSET + 4)
+1:  jmp 1b
+"""
+    g = make_guest(TIMER_GUEST.format(ns=0, then=then))
+    try:
+        reads = Reads(g)
+        assert reads.read() == (RunExit.NOTIFY, 0x70)
+        g.raise_irq(0)
+        assert reads.read() == (RunExit.NOTIFY, 0x71)
+    finally:
+        g.close()
