@@ -16,10 +16,21 @@ from pathlib import Path
 import pytest
 
 from tests.clients import KINDS, Client, GuestImage, guest_image, load_guest
-from tests.support.mount import Mount
+from tests.support.mount import Mount, mounted, skip_reason
 
 MEMORY_PAGES = 16
 BLOCKED = 0.3  # seconds a request must stay blocked to count as "blocks"
+
+
+@pytest.fixture(scope="module")
+def mount(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mount]:
+    """One daemon for the whole table, paid for once: the ``mount`` fixture's mount and cleanup,
+    module-wide.  Every test uses processes and handles of its own, so none sees another's."""
+    reason = skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with mounted(tmp_path_factory.mktemp("rows") / "mnt") as mounted_fs:
+        yield mounted_fs
 
 
 @pytest.fixture(params=KINDS)
