@@ -118,6 +118,8 @@ ROWS = [
     Row("6", "set_pte_refresh"),
     Row("6", "set_pmd_refresh"),
     Row("6", "bad_pde", "bad page directory entry"),
+    Row("6", "bad_pde_pfn", "bad page directory entry"),
+    Row("6", "bad_pte_pwt", "bad page table entry"),
     Row("6", "set_pte_bad_immediate", "bad page table entry"),
     Row("6", "switcher_set_pte", "attempt to access switcher pages"),
     Row("6", "switcher_touch", "attempt to access switcher pages"),
