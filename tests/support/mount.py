@@ -11,10 +11,15 @@
 an empty directory, waits until the node answers, and yields a :class:`Mount`.  However the test
 ends, the daemon gets SIGTERM (then SIGKILL), the mount point is unmounted (``fusermount3 -u -z``
 if the daemon could not do it), and the test fails if the daemon logged an internal error (a
-traceback) or left its mount behind.  On failure the daemon's log is printed, so
-pytest shows it with the test's output.
+traceback, or a line saying "internal error") or left its mount behind.  On failure the
+daemon's log is printed, so pytest shows it with the test's output.
 
 A ``Mount`` is path-like: ``Path(mount) / "lguest"`` and ``mount / "lguest"`` both work.
+``mount.stop(signal.SIGINT)`` stops the daemon yourself (its exit status is returned);
+``mount.crash()`` SIGKILLs it on purpose, leaving a dead mount point.  To share one daemon
+between the tests of a module, wrap ``mounted()`` in a module-scoped fixture (as
+``test_protocol_rows.py`` does).  A stuck daemon is asked for its threads' stacks (SIGUSR1)
+before it is killed, so its log says where it hung.
 """
 
 import itertools
