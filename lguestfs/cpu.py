@@ -206,6 +206,12 @@ class CpuHooks(Protocol):
     def on_unmapped(self, address: int) -> bool:
         """An access to a physical address outside every mapping (the fault window)."""
 
+    def on_sysenter(self) -> None:
+        """``sysenter`` (Unicorn would run it as a no-op)."""
+
+    def on_syscall(self) -> None:
+        """``syscall`` (Unicorn would run it as a no-op)."""
+
 
 _INTR_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 _TLB_FILL_CFUNC = ctypes.CFUNCTYPE(
@@ -318,6 +324,12 @@ class Cpu:
             uc_const.UC_HOOK_INSN,
             lambda _u, port, size, value, _d: hooks.on_port_out(port, size, value),
             aux1=x86.UC_X86_INS_OUT,
+        )
+        uc.hook_add(
+            uc_const.UC_HOOK_INSN, lambda _u, _d: hooks.on_sysenter(), aux1=x86.UC_X86_INS_SYSENTER
+        )
+        uc.hook_add(
+            uc_const.UC_HOOK_INSN, lambda _u, _d: hooks.on_syscall(), aux1=x86.UC_X86_INS_SYSCALL
         )
         uc.hook_add(
             uc_const.UC_HOOK_MEM_UNMAPPED,

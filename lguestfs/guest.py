@@ -166,7 +166,8 @@ class Guest:
         self._kick_pending = False
         self._in_cpu = False  # the guest thread is in (or about to enter) emu_start
         self._poll_pending = False
-        self._user_io_at: int | None = None  # EIP of a user-mode in/out that must #GP
+        # (EIP, trap, error code) of an instruction a hook refused: it must fault, not run
+        self._refused: tuple[int, int, int] | None = None
         self._timer_token: object | None = None  # the armed SET_CLOCKEVENT, if any
         self._on_exit: Callable[[RunExit, int], None] | None = None
         self._cond = threading.Condition()  # halted sleeps, and everything that wakes them
@@ -459,10 +460,11 @@ class Guest:
     def _run_once(self) -> None:
         """Run the CPU until something needs the loop, then handle what stopped it."""
         end = self.cpu.run()
-        if self._user_io_at is not None:
-            self.cpu.set_reg(EIP, self._user_io_at)
-            self._user_io_at = None
-            interrupts.reflect_or_kill(self, TRAP_GP, 0)
+        if self._refused is not None:
+            eip, trap, errcode = self._refused
+            self._refused = None
+            self.cpu.set_reg(EIP, eip)
+            interrupts.reflect_or_kill(self, trap, errcode)
         elif end is RunEnd.MMU:
             fault = self.pagetables.take_fault()
             if fault is not None and self.dead_reason is None:
@@ -499,7 +501,7 @@ class Guest:
 
     def on_trap(self, intno: int) -> None:
         cpu = self.cpu
-        if intno == LGUEST_TRAP_ENTRY and self._user_io_at is None:
+        if intno == LGUEST_TRAP_ENTRY and self._refused is None:
             # The hot path: a hypercall from the guest kernel (from user mode it is a #GP below).
             cs, call, arg1, arg2, arg3 = cpu.hypercall_regs()
             if cs & 3 == GUEST_PL:
@@ -507,8 +509,8 @@ class Guest:
                 do_hypercalls(self, (call, arg1, arg2, arg3))
                 self._after_exit()
                 return
-        if self._user_io_at is not None:
-            self._after_user_port_io()
+        if self._refused is not None:
+            self._after_refused_instruction()
             return
         if intno >= 32 or intno == LGUEST_TRAP_ENTRY:
             # Only an ``int`` instruction raises these; EIP is already past it.
@@ -541,8 +543,8 @@ class Guest:
         return None if pa is None else self.memory.view[pa]
 
     def on_invalid_instruction(self) -> bool:
-        if self._user_io_at is not None:
-            self._after_user_port_io()
+        if self._refused is not None:
+            self._after_refused_instruction()
             return True
         interrupts.reflect_or_kill(self, TRAP_UD, 0)
         self._after_exit()
@@ -552,12 +554,12 @@ class Guest:
         """``in``: Unicorn never faults port I/O, so the #GP path of 2.6.24 starts here.
 
         At CPL 1 it is emulated as 2.6.24 does: all ones into EAX, EIP past the instruction
-        (Unicorn moves EIP).  At CPL 3 2.6.24 reflects the #GP; see ``_user_port_io``.
+        (Unicorn moves EIP).  At CPL 3 2.6.24 reflects the #GP; see ``_refuse``.
         """
         cpu = self.cpu
         eip, eax = cpu.reg(EIP), cpu.reg(EAX)
         if cpu.cpl() == 3:
-            self._user_port_io(eip)
+            self._refuse(eip, TRAP_GP, 0)
             return eax & ((1 << (8 * size)) - 1)
         pa = self.pagetables.guest_pa(eip)
         prefix = pa is not None and self.memory.view[pa] == 0x66
@@ -573,21 +575,29 @@ class Guest:
     def on_port_out(self, port: int, size: int, value: int) -> None:
         """``out`` has no effect at CPL 1 (2.6.24 skips it); at CPL 3 it is a #GP."""
         if self.cpu.cpl() == 3:
-            self._user_port_io(self.cpu.reg(EIP))
+            self._refuse(self.cpu.reg(EIP), TRAP_GP, 0)
 
-    def _user_port_io(self, eip: int) -> None:
-        """A user-mode ``in``/``out``: the instruction must fault instead of running.
+    def on_sysenter(self) -> None:
+        """``sysenter``: 2.6.24 zeroed SYSENTER_CS while a guest ran, so it is a #GP(0)."""
+        self._refuse(self.cpu.reg(EIP), TRAP_GP, 0)
+
+    def on_syscall(self) -> None:
+        """``syscall``: not an i386 instruction (legacy mode, SCE clear): #UD."""
+        self._refuse(self.cpu.reg(EIP), TRAP_UD, 0)
+
+    def _refuse(self, eip: int, trap: int, errcode: int) -> None:
+        """An instruction Unicorn would run that must fault instead (its hook is called first).
 
         Stopping from the hook ends the run right after this instruction, before the next one;
-        ``_run_once`` then puts EIP back on it and reflects #GP(0).  The hook has left the
-        registers as they were (``in`` returns the old value).
+        ``_run_once`` then puts EIP back on it and reflects the trap.  The hook has left the
+        registers as they were (``in`` returns the old value; the others have no effect).
         """
-        self._user_io_at = eip
+        self._refused = (eip, trap, errcode)
         self.cpu.stop()
 
-    def _after_user_port_io(self) -> None:
-        """An instruction after a refused user-mode in/out reached a hook before the stop did
-        (an invalid opcode or an ``int`` in the same translation block): it never ran."""
+    def _after_refused_instruction(self) -> None:
+        """An instruction after a refused one reached a hook before the stop did (an invalid
+        opcode or an ``int`` in the same translation block): it never ran."""
         self.cpu.clear_old_exception()
         self.cpu.stop()
 

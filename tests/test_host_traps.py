@@ -208,3 +208,20 @@ pf_handler:
         assert g.status().page_faults_reflected == 1
     finally:
         g.close()
+
+
+@pytest.mark.parametrize(
+    ("insn", "reason"),
+    [
+        ("sysenter", "unhandled trap 13 at 0xc001001b (0x0)"),  # SYSENTER_CS is 0 in a guest
+        ("syscall", "unhandled trap 6 at 0xc001001b (0x0)"),  # not an i386 instruction
+    ],
+)
+def test_fast_system_call_instructions_fault(insn: str, reason: str) -> None:
+    g = make_guest(f"init\n {insn}\n incl (SCRATCH + PAGE_OFFSET)\n hcall 17, 1\n")
+    try:
+        assert Reads(g).read() == (RunExit.DIED, 0)
+        assert g.dead_reason == reason
+        assert g.memory.read_u32(SCRATCH) == 0  # nothing after it ran
+    finally:
+        g.close()
