@@ -1,8 +1,9 @@
 """Interrupts and traps: the guest's IDT, injection (spec 5.1) and reflection (5.2-5.4).
 
 Where this sits: after every guest exit ``guest`` calls ``maybe_do_interrupt`` (step 5 of the run
-loop), and ``handle_trap`` for any trap the CPU reported (from Unicorn's INTR, invalid-instruction
-and fault-window paths).  Both end in ``set_guest_interrupt``, which builds the frame on the
+loop), and ``reflect_or_kill`` (or ``handle_page_fault``) for any trap the CPU reported (from
+Unicorn's INTR, invalid-instruction, port I/O and fault-window paths).  Both end in
+``set_guest_interrupt``, which builds the frame on the
 guest's stack exactly as 2.6.24 does and points the CPU at the guest's handler.  This is the
 Host's half of the guest's paravirtual interrupt flag: the real EFLAGS.IF is always 1, the
 guest's IF is ``lguest_data.irq_enabled``.
@@ -127,7 +128,7 @@ def set_guest_interrupt(g: Guest, gate: tuple[int, int], errcode: int | None) ->
     gstack = origstack
     try:
         for value in pushes:
-            gstack -= 4
+            gstack = (gstack - 4) & 0xFFFFFFFF  # 32-bit, as the kernel's unsigned long
             memory.write_u32(gstack, value)
     except GuestAccessError as e:
         g.kill(str(e))

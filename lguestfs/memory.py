@@ -51,7 +51,7 @@ class GuestMemory:
     def ok(self, addr: int, length: int) -> bool:
         """The kernel's ``lguest_address_ok()``: may the Host touch ``length`` bytes at ``addr``?"""
         end = (addr + length) & _WORD_MASK
-        return end >> PAGE_SHIFT < self.pfnlimit and end >= addr and addr <= _WORD_MASK
+        return 0 <= addr <= end and end >> PAGE_SHIFT < self.pfnlimit
 
     def check_read(self, addr: int, length: int) -> None:
         if not self.ok(addr, length):
