@@ -214,6 +214,14 @@ static void cmd_blk(char *args)
 	kprintf("\n");
 }
 
+#define REPLY_WAIT_MS 100
+
+static bool frame_waiting(void *arg)
+{
+	(void)arg;
+	return vnet_rx_pending(net);
+}
+
 static void cmd_net(char *args)
 {
 	static uint8_t frame[VNET_FRAME_MAX];
@@ -240,10 +248,16 @@ static void cmd_net(char *args)
 		memset(frame + total, 0, ETH_MIN_FRAME - total);
 		total = ETH_MIN_FRAME;
 	}
-	if (vnet_send(net, frame, total))
-		kprintf("net: sent %u-byte frame\n", total);
-	else
+	if (!vnet_send(net, frame, total)) {
 		kprintf("net: the frame did not go out\n");
+		return;
+	}
+	kprintf("net: sent %u-byte frame\n", total);
+	/* A peer that answers usually does so at once: give it a moment, so that the answer shows
+	 * under the command that caused it (later frames show whenever they arrive). */
+	uint32_t start = uptime_ms();
+	while (options.hz && !vnet_rx_pending(net) && uptime_ms() - start < REPLY_WAIT_MS)
+		wait_event(frame_waiting, 0);
 }
 
 static void cmd_stats(char *args)
