@@ -106,3 +106,18 @@ def test_an_initrd_stays_reserved_at_the_top_of_memory(
     )
     assert "  initrd 0x01fe7000-0x02000000  100 KB (reserved)" in result.output, result.output
     assert result.returncode == 0
+
+
+@pytest.mark.xfail(
+    reason="Host: a trap from user mode is delivered (CPL change) inside Unicorn's interrupt "
+    "hook; with timer interrupts about, the guest kernel's registers or stack end up corrupt "
+    "(deferring the delivery until emu_start returns cures it in a test harness)",
+    strict=False,
+)
+def test_user_programs_under_a_fast_timer_leave_the_kernel_intact(
+    mount: Mount, guest_os: Path
+) -> None:
+    runs = 300
+    result = run_launcher(mount, 32, guest_os, "quiet", "hz=1000", stdin=b"user\n" * runs)
+    assert result.output.count("program exited with status 5050") == runs, result.errors
+    assert result.returncode == 0, result.errors
