@@ -26,10 +26,16 @@ Some facts about Unicorn 2.1.4 that the code below relies on (measured, see
   of ``emu_start``; ``guest`` therefore checks its own stop flag before each run and repeats the
   stop until the run returns.  ``emu_start`` writes EIP from ``begin``, so we pass the current EIP.
 * **The MMU.**  Unicorn runs in ``UC_TLB_VIRTUAL`` mode: every TLB miss calls ``pagetables``,
-  which walks the guest's own tables in Python and enforces spec 6 (see there).  The one page of
-  Host memory, the GDT, sits at 0xFFFFF000 in the switcher area, outside guest-physical memory.
-  ``until`` is an address inside that page: Unicorn invalidates the code at ``until - 1`` when a
-  run ends, which needs a translation that always exists.
+  which walks the guest's own tables in Python and enforces spec 6 (see there).
+* **The GDT, out of the guest's reach.**  Unicorn reads descriptors from GDTR.base + index at
+  the privilege of the code that loads a segment, through the same TLB as the guest's own
+  accesses, so the GDT must be mapped somewhere, yet no guest access may reach it (every
+  address in the top 4 MB must fault and kill).  QEMU keeps GDTR.base as a 64-bit value and adds
+  the index without truncating, while 32-bit code can only form 32-bit linear addresses.  So the
+  Host's GDT page is mapped at 4 GB (``GDT_VADDR``): ``uc_reg_write`` truncates the base to 32
+  bits in this mode, so the Host writes it into a saved context blob.  (The guest's ``sgdt``
+  shows base 0.)  ``until`` is an address inside that page too: no guest EIP can equal it, and
+  Unicorn's invalidation of the code at ``until - 1`` when a run ends finds it mapped.
 """
 
 from __future__ import annotations
@@ -75,9 +81,9 @@ ES: Final = x86.UC_X86_REG_ES
 FS: Final = x86.UC_X86_REG_FS
 GS: Final = x86.UC_X86_REG_GS
 
-# The Host's page, the last of the switcher area: the GDT Unicorn uses.
-GDT_VADDR: Final = 0xFFFFF000
-STOP_ADDR: Final = 0xFFFFFFFF  # emu_start's ``until``: inside the Host's page, never guest code
+# The Host's page, the GDT Unicorn uses, sits above 4 GB: see the module notes.
+GDT_VADDR: Final = 0x1_0000_0000
+STOP_ADDR: Final = GDT_VADDR + PAGE_SIZE - 1  # emu_start's ``until``: mapped, and no guest EIP
 _CR0_PG: Final = 0x80000000
 _HF_CPL_MASK: Final = 3
 _HF_PE_MASK: Final = 0x80  # hflags mirrors CR0.PE here
@@ -119,6 +125,8 @@ class _Offsets:
         protected = bool(uc.reg_read(x86.UC_X86_REG_CR0) & 1)
         if eflags != uc.reg_read(EFLAGS) or bool(hflags & _HF_PE_MASK) != protected:
             raise CpuError("libunicorn's CPU state layout is not the one this Host knows")
+        uc.reg_write(x86.UC_X86_REG_GDTR, (0, 0xABCD0000, 0xFF, 0))
+        self.gdt_base = _find_u32(bytes(uc.context_save()), 0xABCD0000)
         self.error_code = self._calibrate_error_code()
         self.exception_is_int = self.error_code + 4
         self.old_exception = self.error_code + 112
@@ -407,7 +415,10 @@ class Cpu:
     def start(self, gdt: bytes, eip: int) -> None:
         """The state of spec 7.1: flat DPL-1 segments, paging on, EFLAGS 0x202, CPL 1 at ``eip``."""
         self.load_gdt(gdt)
-        self.uc.reg_write(x86.UC_X86_REG_GDTR, (0, GDT_VADDR, GDT_ENTRIES * 8 - 1, 0))
+        self.uc.reg_write(x86.UC_X86_REG_GDTR, (0, 0, GDT_ENTRIES * 8 - 1, 0))
+        self._save()
+        ctypes.c_uint64.from_address(self._context_addr + self._offsets.gdt_base).value = GDT_VADDR
+        self._restore()
         self.uc.reg_write(x86.UC_X86_REG_CR0, self.uc.reg_read(x86.UC_X86_REG_CR0) | 1 | _CR0_PG)
         self.enter(GUEST_CS, GUEST_DS, 0, eip, INITIAL_EFLAGS)
         for seg in (DS, ES):

@@ -54,7 +54,7 @@ from lguestfs.abi import (
     TRAP_NM,
     TRAP_UD,
 )
-from lguestfs.cpu import EAX, EIP, STOP_ADDR, Cpu, RunEnd
+from lguestfs.cpu import EAX, EIP, Cpu, RunEnd
 from lguestfs.hypercalls import do_hypercalls
 from lguestfs.memory import GuestAccessError, GuestMemory
 from lguestfs.pagetables import PageTables
@@ -470,8 +470,6 @@ class Guest:
             if fault is not None and self.dead_reason is None:
                 self.page_faults += 1
                 interrupts.handle_page_fault(self, *fault)
-        elif self.cpu.reg(EIP) == STOP_ADDR:
-            self.kill("attempt to access switcher pages")
 
     # --- Unicorn hooks: the guest thread, inside emu_start ---------------------------------------
 

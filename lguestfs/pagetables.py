@@ -24,11 +24,9 @@ The design is 2.6.24's shadow paging, kept as data instead of as real page table
   is dropped or the fault window was used.
 
 The top 4 MB (PDE 1023) are the Host's.  A fault there kills "attempt to access switcher
-pages" whatever the guest's own PDE 1023 says (spec 6), as does SET_PTE there.  The one exception
-is the Host's own page at 0xFFFFF000, the GDT Unicorn uses: it is mapped read-only for every
-read, at any CPL, because Unicorn reads descriptors with the privilege of the code that loads a
-segment (a user-mode ``mov %ax,%ds`` reads the GDT "as" CPL 3).  2.6.24 mapped its switcher pages
-into every guest too, readable by the guest kernel; here the guest can read that one page.
+pages" whatever the guest's own PDE 1023 says (spec 6), as does SET_PTE there; nothing of the
+Host is mapped there.  The Host's one page, the GDT Unicorn reads descriptors from, is mapped
+read-only at 4 GB, where 32-bit guest code cannot point (see ``cpu``).
 
 SET_PTE of an entry with Accessed or Dirty set is checked at once against every table it
 targets, even one whose page-directory slot has no shadow yet (spec 6).
