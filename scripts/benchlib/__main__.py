@@ -51,7 +51,11 @@ GROUPS: list[tuple[str, tuple[str, ...], Measure]] = [
     ("compute", ("guest_compute",), figures.compute),
     ("hypercalls", ("hypercalls",), figures.hypercalls),
     ("stores", ("guest_stores",), figures.stores),
-    ("notify", ("notify_round_trip", "thread_handoff"), figures.notify_round_trip),
+    (
+        "notify",
+        ("notify_round_trip", "notify_in_handler", "thread_handoff"),
+        figures.notify_round_trip,
+    ),
     ("break", ("break_latency_median", "break_latency_p99"), figures.break_latency),
     ("irq", ("irq_latency_median", "irq_latency_p99"), figures.interrupt_latency),
     ("timer", ("timer_error_median", "timer_error_p99"), figures.timer_accuracy),

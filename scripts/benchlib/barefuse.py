@@ -6,8 +6,14 @@ adds nothing: this one.  It uses the same stack as lguestfs (pyfuse3 + trio, in 
 own, the node a regular file opened with ``direct_io`` and ``nonseekable``), answers every read with
 one 8-byte word at once, and accepts every write.
 
-Run as ``python -m benchlib.barefuse MOUNTPOINT``; ``mounted()`` starts it in a temporary directory
-and always unmounts it and ends it, even when the bench fails.
+With a guest ELF (``mounted(guest=...)``) each read first runs the bench guest's hypercall loop
+in a bare Unicorn, on trio's thread, up to its next hypercall: what a NOTIFY round trip costs
+when the guest runs inside the read handler instead of on a thread of its own.  That is not how
+lguestfs works (a guest that runs long must not stall every other request); it is the floor a
+short-run fast path could reach.
+
+Run as ``python -m benchlib.barefuse MOUNTPOINT [GUEST_ELF]``; ``mounted()`` starts it in a
+temporary directory and always unmounts it and ends it, even when the bench fails.
 """
 
 from __future__ import annotations
@@ -31,10 +37,16 @@ NODE_INODE = 2
 WORD = b"\x00\x10\x00\x04\x00\x00\x00\x00"  # what a 64-bit launcher's notify read returns
 
 
-def serve(mountpoint: str) -> None:
+def serve(mountpoint: str, guest_elf: str | None) -> None:
     """The reference daemon itself: one file, answered without a thread hop or a wait."""
     import pyfuse3
     import trio
+
+    from benchlib.rawcpu import RawLoop
+
+    guest = RawLoop(Path(guest_elf), "hypercall", hypercalls="stop") if guest_elf else None
+    if guest is not None:
+        guest.start_endless()
 
     class BareOperations(pyfuse3.Operations):
         async def getattr(self, inode: int, ctx: Any = None) -> Any:
@@ -61,6 +73,8 @@ def serve(mountpoint: str) -> None:
             return pyfuse3.FileInfo(fh=inode, direct_io=True, nonseekable=True)
 
         async def read(self, fh: int, off: int, size: int) -> bytes:
+            if guest is not None:
+                guest.run_to_next_hypercall()
             return WORD[:size]
 
         async def write(self, fh: int, off: int, buf: bytes) -> int:
@@ -89,12 +103,18 @@ def unmount(mountpoint: Path) -> None:
 
 
 @contextlib.contextmanager
-def mounted(timeout: float = 10.0) -> Iterator[Path]:
+def mounted(guest: Path | None = None, timeout: float = 10.0) -> Iterator[Path]:
     """Mount the reference daemon in a temporary directory; yield the path of its file."""
     mountpoint = Path(tempfile.mkdtemp(prefix="lguestfs-bench-bare-"))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "benchlib.barefuse", str(mountpoint)],
+        [
+            sys.executable,
+            "-m",
+            "benchlib.barefuse",
+            str(mountpoint),
+            *([str(guest)] if guest else []),
+        ],
         env=env,
         stdin=subprocess.DEVNULL,
     )
@@ -133,4 +153,4 @@ def read_round_trip(node: Path, reads: int) -> float:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1])
+    serve(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)

@@ -64,6 +64,14 @@ SPECS: dict[str, Spec] = {
         "bare pyfuse3 read",
         "guest NOTIFY -> read returns -> read again -> guest resumes, per iteration",
     ),
+    "notify_in_handler": Spec(
+        "NOTIFY run inside the read handler",
+        "µs",
+        None,
+        "bare pyfuse3 read",
+        "the floor of a fast path: a bare Uc runs the guest loop to its next hypercall on trio's "
+        "thread, inside the bare daemon's read",
+    ),
     "thread_handoff": Spec(
         "trio -> thread -> trio hand-off",
         "µs",
@@ -164,7 +172,7 @@ def _rate_against_raw(
     plan: Plan, op: Op, loop: str, per_iteration: int, *, hook: bool = False
 ) -> tuple[list[float], list[float]]:
     """Items per second of one bench_ops loop: (through the daemon, raw Unicorn), per repetition."""
-    raw = RawLoop(plan.bench_elf, loop, empty_hypercall_hook=hook)
+    raw = RawLoop(plan.bench_elf, loop, hypercalls="empty" if hook else "none")
     raw_count = _calibrated(raw.seconds, plan.seconds_per_sample)
     through, reference = [], []
     with BenchGuest(plan.mountpoint, plan.bench_elf) as guest:
@@ -194,10 +202,15 @@ def hypercalls(plan: Plan) -> list[Figure]:
 
 def notify_round_trip(plan: Plan) -> list[Figure]:
     iterations = 20_000 if plan.long else 3_000
-    through, bare = [], []
-    with barefuse.mounted() as node, BenchGuest(plan.mountpoint, plan.bench_elf) as guest:
+    through, bare, in_handler = [], [], []
+    with (
+        barefuse.mounted() as node,
+        barefuse.mounted(guest=plan.bench_elf) as guest_node,
+        BenchGuest(plan.mountpoint, plan.bench_elf) as guest,
+    ):
         for _ in range(plan.repetitions):
             bare.append(barefuse.read_round_trip(node, iterations) * 1e6)
+            in_handler.append(barefuse.read_round_trip(guest_node, iterations) * 1e6)
             guest.command(Op.NOTIFY, iterations)
             start = time.perf_counter()
             for _ in range(iterations):
@@ -208,6 +221,7 @@ def notify_round_trip(plan: Plan) -> list[Figure]:
     handoff = [handoffs.round_trip_seconds(iterations) * 1e6 for _ in range(plan.repetitions)]
     return [
         figure("notify_round_trip", through, reference=median(bare)),
+        figure("notify_in_handler", in_handler, reference=median(bare)),
         figure("thread_handoff", handoff),
     ]
 

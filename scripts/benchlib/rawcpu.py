@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import unicorn
 from elftools.elf.elffile import ELFFile
@@ -21,6 +21,7 @@ from unicorn.x86_const import (
     UC_X86_REG_EAX,
     UC_X86_REG_ECX,
     UC_X86_REG_EDI,
+    UC_X86_REG_EIP,
     UC_X86_REG_ESP,
 )
 
@@ -39,10 +40,18 @@ def _page_up(addr: int) -> int:
     return (addr + PAGE - 1) & ~(PAGE - 1)
 
 
-class RawLoop:
-    """One loop of the bench guest, runnable without the daemon."""
+HypercallHook = Literal["none", "empty", "stop"]
 
-    def __init__(self, elf_path: Path, loop: str, *, empty_hypercall_hook: bool = False) -> None:
+
+class RawLoop:
+    """One loop of the bench guest, runnable without the daemon.
+
+    ``hypercalls``: "none" (the loop must not make any), "empty" (a Python INTR hook that does
+    nothing: the cheapest a Python Host can be), "stop" (each hypercall ends the run, as a
+    NOTIFY ends a read: see ``run_to_next_hypercall``).
+    """
+
+    def __init__(self, elf_path: Path, loop: str, *, hypercalls: HypercallHook = "none") -> None:
         loop_symbols = symbols(elf_path, f"bench_{loop}_loop", f"bench_{loop}_loop_end")
         self.start, self.end = loop_symbols.values()
         with elf_path.open("rb") as stream:
@@ -58,20 +67,36 @@ class RawLoop:
         self.uc.mem_map(base, _page_up(len(image)), UC_PROT_ALL)
         self.uc.mem_write(base, image)
         self.uc.mem_map(SCRATCH, 2 * PAGE, UC_PROT_ALL)
-        if empty_hypercall_hook:
-            self.uc.hook_add(UC_HOOK_INTR, _empty_hook)
+        if hypercalls != "none":
+            self.uc.hook_add(UC_HOOK_INTR, _stop_hook if hypercalls == "stop" else _empty_hook)
 
-    def seconds(self, iterations: int, eax: int = 0) -> float:
-        """Wall time of one run of the loop with ECX = iterations."""
+    def _prepare(self, iterations: int) -> None:
         uc = self.uc
         uc.reg_write(UC_X86_REG_ECX, iterations)
-        uc.reg_write(UC_X86_REG_EAX, eax)
+        uc.reg_write(UC_X86_REG_EAX, 0)  # for the hypercall loop: FLUSH_ASYNC
         uc.reg_write(UC_X86_REG_EDI, SCRATCH)
         uc.reg_write(UC_X86_REG_ESP, SCRATCH + 2 * PAGE - 16)
+        uc.reg_write(UC_X86_REG_EIP, self.start)
+
+    def seconds(self, iterations: int) -> float:
+        """Wall time of one run of the loop with ECX = iterations."""
+        self._prepare(iterations)
         start = time.perf_counter()
-        uc.emu_start(self.start, self.end)
+        self.uc.emu_start(self.start, self.end)
         return time.perf_counter() - start
+
+    def start_endless(self) -> None:
+        """Ready the loop for (practically) endless ``run_to_next_hypercall`` calls."""
+        self._prepare(0xFFFFFFFF)
+
+    def run_to_next_hypercall(self) -> None:
+        """Run from where the last run stopped to the next hypercall (hook "stop")."""
+        self.uc.emu_start(self.uc.reg_read(UC_X86_REG_EIP), self.end)
 
 
 def _empty_hook(uc: Any, intno: int, user_data: Any) -> None:
     return None
+
+
+def _stop_hook(uc: Any, intno: int, user_data: Any) -> None:
+    uc.emu_stop()
