@@ -225,3 +225,23 @@ def test_fast_system_call_instructions_fault(insn: str, reason: str) -> None:
         assert g.memory.read_u32(SCRATCH) == 0  # nothing after it ran
     finally:
         g.close()
+
+
+def test_user_mode_can_load_a_segment_from_the_hosts_gdt() -> None:
+    # Unicorn reads the descriptor at CPL 3: the Host's GDT page must serve that read.
+    g = user_guest("    movl $0x7b, %eax\n    movl %eax, %es\n    int $0x1f\n1:  jmp 1b\n")
+    try:
+        assert Reads(g).read() == (RunExit.NOTIFY, 0x77), g.dead_reason
+        assert frame(g)[0] == 0xFA  # it got as far as the hypercall gate's #GP
+    finally:
+        g.close()
+
+
+@pytest.mark.parametrize("address", [0xFFC00000, 0xFFFFF000, 0xFFFFFFFC])
+def test_any_access_to_the_top_4mb_kills(address: int) -> None:
+    g = make_guest(f"init\n movl {address:#x}, %eax\n")
+    try:
+        assert Reads(g).read() == (RunExit.DIED, 0)
+        assert g.dead_reason == "attempt to access switcher pages"
+    finally:
+        g.close()
