@@ -16,7 +16,8 @@ Some facts about Unicorn 2.1.4 that the code below relies on (measured, see
   ``hflags`` in a saved context blob, restores it, and then loads SS and CS through Unicorn's own
   descriptor loader, which fills the hidden caches and the other ``hflags`` bits from the GDT.
   The guest is put at CPL 1 this way before its first instruction, and a trap taken in user mode
-  (CPL 3) reaches the guest kernel at CPL 1 the same way.  Offsets inside the blob are found at
+  (CPL 3) reaches the guest kernel at CPL 1 the same way, always between two runs: done inside
+  a hook, it corrupted the guest kernel's state now and then.  Offsets inside the blob are found at
   start-up (``_Offsets``), not hard-coded.
 * **Exceptions.**  With an INTR hook the IDT is never used.  The error code, "was it an ``int``"
   and the "exception in flight" marker live only in the blob; the last must be cleared after every

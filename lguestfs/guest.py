@@ -166,7 +166,7 @@ class Guest:
         self._kick_pending = False
         self._in_cpu = False  # the guest thread is in (or about to enter) emu_start
         self._poll_pending = False
-        # (EIP, trap, error code) of an instruction a hook refused: it must fault, not run
+        # (EIP, trap, error code) of a trap to deliver once the run has ended (see _refuse)
         self._refused: tuple[int, int, int] | None = None
         self._timer_token: object | None = None  # the armed SET_CLOCKEVENT, if any
         self._on_exit: Callable[[RunExit, int], None] | None = None
@@ -476,12 +476,14 @@ class Guest:
     def _after_exit(self) -> None:
         """Steps 2-5 of the loop without leaving the CPU; stop it if the loop must act.
 
-        A signal, a break and close all kick, so ``_stop_requested`` covers steps 3 and 4.
+        A signal, a break and close all kick, so ``_stop_requested`` covers steps 3 and 4.  A trap
+        waiting for the run to end (``_refuse``) comes first: it is still the guest's next event.
         """
         if (
             self.pending_notify
             or self.halted
             or self._stop_requested
+            or self._refused is not None
             or self.dead_reason is not None
         ):
             self.cpu.stop()
@@ -514,9 +516,9 @@ class Guest:
             # Only an ``int`` instruction raises these; EIP is already past it.
             if cpu.cpl() > self.idt.int_gate_dpl(intno):
                 cpu.set_reg(EIP, cpu.reg(EIP) - 2)
-                interrupts.reflect_or_kill(self, TRAP_GP, intno * 8 + 2)
+                self._reflect(TRAP_GP, intno * 8 + 2)
             else:
-                interrupts.reflect_or_kill(self, intno, 0)
+                self._reflect(intno, 0)
             self._after_exit()
             return
         errcode, is_int = cpu.exception_info()
@@ -525,16 +527,30 @@ class Guest:
             if cpu.cpl() > self.idt.int_gate_dpl(intno):
                 length = 1 if intno in (3, 4) and self._byte_before_eip() in (0xCC, 0xCE) else 2
                 cpu.set_reg(EIP, cpu.reg(EIP) - length)
-                interrupts.reflect_or_kill(self, TRAP_GP, intno * 8 + 2)
+                self._reflect(TRAP_GP, intno * 8 + 2)
             else:
-                interrupts.reflect_or_kill(self, intno, 0)
+                self._reflect(intno, 0)
         else:
             cpu.clear_old_exception()
             if intno == TRAP_NM and not self.ts:
                 pass  # 2.6.24 swallows #NM when the guest's TS is clear
             else:
-                interrupts.reflect_or_kill(self, intno, errcode)
+                self._reflect(intno, errcode)
         self._after_exit()
+
+    def _reflect(self, trap: int, errcode: int) -> None:
+        """Reflect a trap the CPU just reported, from inside its hook.
+
+        From user mode the delivery changes privilege level, which the Host does by rewriting
+        the CPU state (``Cpu.enter``).  Done inside Unicorn's hook, that corrupted the guest
+        kernel's registers or stack now and then (300 user programs under a 1000 Hz timer); so
+        it waits until ``emu_start`` has returned, like a refused instruction: the hook only
+        notes the trap and stops the CPU, and no privilege change ever happens inside a hook.
+        """
+        if self.cpu.cpl() == 3:
+            self._refuse(self.cpu.reg(EIP), trap, errcode)
+        else:
+            interrupts.reflect_or_kill(self, trap, errcode)
 
     def _byte_before_eip(self) -> int | None:
         pa = self.pagetables.guest_pa(self.cpu.reg(EIP) - 1)
@@ -544,7 +560,7 @@ class Guest:
         if self._refused is not None:
             self._after_refused_instruction()
             return True
-        interrupts.reflect_or_kill(self, TRAP_UD, 0)
+        self._reflect(TRAP_UD, 0)
         self._after_exit()
         return True
 
@@ -584,11 +600,13 @@ class Guest:
         self._refuse(self.cpu.reg(EIP), TRAP_UD, 0)
 
     def _refuse(self, eip: int, trap: int, errcode: int) -> None:
-        """An instruction Unicorn would run that must fault instead (its hook is called first).
+        """Deliver ``trap`` with EIP = ``eip`` once the run has ended.
 
-        Stopping from the hook ends the run right after this instruction, before the next one;
+        For an instruction Unicorn would run that must fault instead (its hook is called
+        first), stopping from the hook ends the run right after it, before the next one;
         ``_run_once`` then puts EIP back on it and reflects the trap.  The hook has left the
         registers as they were (``in`` returns the old value; the others have no effect).
+        ``_reflect`` uses the same path for traps from user mode.
         """
         self._refused = (eip, trap, errcode)
         self.cpu.stop()
