@@ -57,7 +57,7 @@ SETTLE_TIMEOUT = 20.0
 # What "flat" allows after the cycles: a few threads of trio's worker cache, a few mappings of
 # the allocator's arenas, some memory that Python keeps for reuse; never one per guest.
 EXTRA_THREADS = 2
-EXTRA_MAPPINGS = 12
+EXTRA_MAPPINGS = 32
 EXTRA_RSS_KIB = 24 * 1024
 
 
