@@ -10,6 +10,7 @@ steady-state rate, so whatever the daemon's figure loses against this one is the
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -100,3 +101,32 @@ def _empty_hook(uc: Any, intno: int, user_data: Any) -> None:
 
 def _stop_hook(uc: Any, intno: int, user_data: Any) -> None:
     uc.emu_stop()
+
+
+def stop_latencies(elf_path: Path, samples: int) -> list[float]:
+    """Microseconds from ``emu_stop`` (called from another thread) to ``emu_start`` returning,
+    for the compute loop spinning in a bare Uc: the floor under the break figure, which adds the
+    daemon and FUSE to the same stop.  As the Host does, a stop is repeated every millisecond
+    until it takes (one that lands before the run really starts is lost)."""
+    raw = RawLoop(elf_path, "compute")
+
+    def spin(started: threading.Event, returned: threading.Event) -> None:
+        started.set()
+        raw.uc.emu_start(raw.start, raw.end)
+        returned.set()
+
+    latencies: list[float] = []
+    for _ in range(samples):
+        raw.start_endless()
+        started, returned = threading.Event(), threading.Event()
+        runner = threading.Thread(target=spin, args=(started, returned), name="bench-raw-spin")
+        runner.start()
+        started.wait()
+        time.sleep(0.002)
+        begin = time.perf_counter()
+        raw.uc.emu_stop()
+        while not returned.wait(0.001):
+            raw.uc.emu_stop()
+        latencies.append((time.perf_counter() - begin) * 1e6)
+        runner.join()
+    return latencies
