@@ -1,6 +1,6 @@
 """``scripts/bench``: measure every figure, print the table, write the JSON.
 
-Quick by default (a few minutes); ``--long`` repeats more and runs longer.  ``--only KEY`` (again
+Quick by default (about a minute); ``--long`` repeats more and runs longer.  ``--only GROUP`` (again
 for more) limits the run to some groups; ``--json PATH`` says where the JSON goes.  The bench mounts
 its own lguestfs daemon in a temporary directory and always unmounts it.  A figure that cannot be
 measured (a piece missing, a guest that died, a watchdog that fired) is printed as "n/a (reason)".
