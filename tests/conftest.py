@@ -3,13 +3,16 @@
 * ``mount``: a freshly mounted lguestfs daemon on a temporary directory (``tests.support.mount``),
   unmounted and checked for internal errors after the test; skipped without root or /dev/fuse.
 * ``client_builds``: a directory where the C clients of ``tests/clients`` are compiled once per run.
+* ``guest_os``: the default guest's ELF; ``peer``: a UDP socket for a launcher's network link.
 """
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from launcher.guests.build import build_guest
 from tests.support.mount import Mount, mounted, skip_reason
 
 
@@ -25,3 +28,18 @@ def mount(tmp_path: Path) -> Iterator[Mount]:
 @pytest.fixture(scope="session")
 def client_builds(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("clients")
+
+
+@pytest.fixture(scope="session")
+def guest_os() -> Path:
+    """The default guest's ELF (``launcher/guests/os``), built once per run."""
+    return build_guest("os")
+
+
+@pytest.fixture
+def peer() -> Iterator[socket.socket]:
+    """A UDP socket on loopback: the far end of a launcher's ``--net=udp:`` link."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(30)
+        yield sock

@@ -7,12 +7,10 @@ The network is carried over UDP (``--net=udp:HOST:PORT``): the test's own UDP so
 import os
 import re
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from launcher.guests.build import build_guest
 from tests.support.launch import Launcher, run_launcher
 from tests.support.mount import Mount
 
@@ -20,25 +18,11 @@ PROMPT = b"lguest> "
 SECTOR = 512
 
 
-@pytest.fixture(scope="session")
-def guest_os() -> Path:
-    return build_guest("os")
-
-
 @pytest.fixture
 def disk(tmp_path: Path) -> Path:
     path = tmp_path / "disk.img"
     path.write_bytes(b"hello from sector 0".ljust(SECTOR, b"\0") + bytes(7 * SECTOR))
     return path
-
-
-@pytest.fixture
-def peer() -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(30)
-    yield sock
-    sock.close()
 
 
 def test_guest_reads_a_sector_of_the_block_file(mount: Mount, guest_os: Path, disk: Path) -> None:

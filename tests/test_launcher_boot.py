@@ -6,18 +6,10 @@ the default guest OS (``launcher/guests/os``) built by the project, driven throu
 
 from pathlib import Path
 
-import pytest
-
-from launcher.guests.build import build_guest
 from tests.support.launch import Launcher, run_launcher
 from tests.support.mount import Mount
 
 PROMPT = b"lguest> "
-
-
-@pytest.fixture(scope="session")
-def guest_os() -> Path:
-    return build_guest("os")
 
 
 def test_early_console_and_virtio_console_both_reach_stdout(mount: Mount, guest_os: Path) -> None:

@@ -10,18 +10,10 @@ import termios
 import time
 from pathlib import Path
 
-import pytest
-
-from launcher.guests.build import build_guest
 from tests.support.launch import Launcher, launcher_command
 from tests.support.mount import Mount
 
 PROMPT = b"lguest> "
-
-
-@pytest.fixture(scope="session")
-def guest_os() -> Path:
-    return build_guest("os")
 
 
 def waker(mount: Mount, *args: str) -> subprocess.CompletedProcess[str]:

@@ -7,18 +7,10 @@ import re
 import time
 from pathlib import Path
 
-import pytest
-
-from launcher.guests.build import build_guest
 from tests.support.launch import Launcher, run_launcher
 from tests.support.mount import Mount
 
 PROMPT = b"lguest> "
-
-
-@pytest.fixture(scope="module")
-def guest_os() -> Path:
-    return build_guest("os")
 
 
 def test_crash_ends_the_launcher_with_status_1_and_the_reason(mount: Mount, guest_os: Path) -> None:
@@ -108,12 +100,6 @@ def test_an_initrd_stays_reserved_at_the_top_of_memory(
     assert result.returncode == 0
 
 
-@pytest.mark.xfail(
-    reason="Host: a trap from user mode is delivered (CPL change) inside Unicorn's interrupt "
-    "hook; with timer interrupts about, the guest kernel's registers or stack end up corrupt "
-    "(deferring the delivery until emu_start returns cures it in a test harness)",
-    strict=False,
-)
 def test_user_programs_under_a_fast_timer_leave_the_kernel_intact(
     mount: Mount, guest_os: Path
 ) -> None:

@@ -4,31 +4,13 @@ peer (the launcher's network backend) and back.
 """
 
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from launcher.guests.build import build_guest
 from tests.support.launch import Launcher, run_launcher
 from tests.support.mount import Mount
 
 SECTOR = 512
 PROMPT = b"lguest> "
-
-
-@pytest.fixture(scope="module")
-def guest_os() -> Path:
-    return build_guest("os")
-
-
-@pytest.fixture
-def peer() -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(30)
-    yield sock
-    sock.close()
 
 
 def test_block_write_lands_in_the_file_and_is_read_back_on_the_next_boot(
