@@ -33,7 +33,8 @@ bool vnet_init(struct vnet *net, struct virtio_device *dev)
 
 bool vnet_send(struct vnet *net, const void *frame, uint32_t len)
 {
-	static const uint8_t hdr[VIRTIO_NET_HDR_BYTES];
+	/* The launcher insists the header is exactly 10 bytes and 2-aligned (spec 8). */
+	static const uint8_t hdr[VIRTIO_NET_HDR_BYTES] __attribute__((aligned(2)));
 	struct vbuf chain[2] = {{hdr, sizeof(hdr)}, {frame, len}};
 	uint32_t used_len;
 

@@ -17,7 +17,7 @@
 #define VNET_RX_BUFFERS 16
 
 struct vnet_rx_buffer {
-	uint8_t hdr[VIRTIO_NET_HDR_BYTES];
+	uint8_t hdr[VIRTIO_NET_HDR_BYTES] __attribute__((aligned(2))); /* spec 8: 2-aligned */
 	uint8_t frame[VNET_FRAME_MAX];
 };
 
