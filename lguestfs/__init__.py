@@ -9,6 +9,7 @@ travels through it:
 3. ``callers``     -- who is on the other end of a request: word size, process pinning, signals.
 4. ``protocol``    -- the request state machine of one handle: every request and errno of spec 1.
 5. ``sharing``     -- mapping the launcher's guest memory into the daemon without copying.
+   ``status``      -- the text of ``guests/<pid>/status``.
 6. ``guest``       -- one guest: its thread, the run loop of spec 2, the timer, being stopped.
 7. ``cpu``         -- the Unicorn i386 CPU at privilege level 1, and how it gets back to the Host.
 8. ``hypercalls``  -- every hypercall of spec 3, and the async ring.
@@ -18,4 +19,6 @@ travels through it:
 12. ``memory``     -- bounds-checked access to guest-physical memory.
 
 ``abi`` holds every constant of the interface; the launcher shares it and nothing else.
+The launcher's own reading order is in ``launcher/__init__.py``; the guest side (C) is in
+``launcher/guests/``.
 """
