@@ -31,6 +31,7 @@ program directories when none is given; a name ending in .c or .S is a single-fi
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import hashlib
 import os
@@ -303,7 +304,19 @@ def _build_lock() -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Build each NAME (a program under launcher/guests/, or a .c/.S file) and print its ELF."""
-    names = list(sys.argv[1:] if argv is None else argv) or program_names()
+    parser = argparse.ArgumentParser(
+        prog="python -m launcher.guests.build",
+        description="Build lguest guests with this machine's gcc and print each ELF's path "
+        "(cached under build/guests/ in the repository).",
+    )
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="a program under launcher/guests/ (such as 'os'), or a guest .c/.S file; "
+        "default: every program",
+    )
+    names = parser.parse_args(argv).names or program_names()
     try:
         for name in names:
             single = name.endswith(SOURCE_SUFFIXES)
