@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from lguestfs.guest import Guest, RunExit
-from tests.test_host_support import SCRATCH, Reads, make_guest, needs_as
+from tests.support.host import SCRATCH, Reads, make_guest, needs_as
 
 pytestmark = needs_as
 

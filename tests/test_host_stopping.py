@@ -6,7 +6,7 @@ import threading
 import time
 
 from lguestfs.guest import RunExit
-from tests.test_host_support import DATA, Reads, make_guest, needs_as
+from tests.support.host import DATA, Reads, make_guest, needs_as
 
 pytestmark = needs_as
 

@@ -8,7 +8,7 @@ import pytest
 
 from lguestfs.abi import KERNEL_CS_DESCRIPTOR, KERNEL_DS_DESCRIPTOR, LD_IRQ_ENABLED
 from lguestfs.guest import Guest, RunExit
-from tests.test_host_support import DATA, SCRATCH, Reads, make_guest, needs_as
+from tests.support.host import DATA, SCRATCH, Reads, make_guest, needs_as
 
 pytestmark = needs_as
 
