@@ -26,6 +26,12 @@ Some facts about Unicorn 2.1.4 that the code below relies on (measured, see
 * **Stopping.**  ``emu_stop`` from another thread is lost if it lands in the first microseconds
   of ``emu_start``; ``guest`` therefore checks its own stop flag before each run and repeats the
   stop until the run returns.  ``emu_start`` writes EIP from ``begin``, so we pass the current EIP.
+* **A hook that moves EIP ends the run.**  Once a hook has written EIP (a trap reflected, an
+  interrupt delivered), Unicorn stops syncing EIP when a later stop lands between two translated
+  blocks, for the rest of that ``emu_start``: a stop from another thread then leaves EIP at the
+  value the hook wrote, and resuming there replays guest code.  (Measured: a guest reflecting one
+  trap every 64 loops was corrupted within 40 breaks.)  So ``set_reg(EIP)`` during a run also
+  stops it, and the next ``emu_start`` begins clean.
 * **The MMU.**  Unicorn runs in ``UC_TLB_VIRTUAL`` mode: every TLB miss calls ``pagetables``,
   which walks the guest's own tables in Python and enforces spec 6 (see there).
 * **The GDT, out of the guest's reach.**  Unicorn reads descriptors from GDTR.base + index at
@@ -268,6 +274,7 @@ class Cpu:
         self.host_page = (memory.size + 0x3FFFFF) & ~0x3FFFFF
         uc.mem_map(self.host_page, PAGE_SIZE, uc_const.UC_PROT_ALL)
         self._handle: int = uc._uch.value
+        self._running = False  # inside run(): hooks are being called
         self._install_hooks(hooks)
         self._value = ctypes.c_uint64()
         self._value_addr = ctypes.addressof(self._value)
@@ -361,6 +368,8 @@ class Cpu:
         self._value.value = value & 0xFFFFFFFF
         if _reg_write(self._handle, reg_id, self._value_addr) != uc_const.UC_ERR_OK:
             raise CpuError(f"cannot load register {reg_id} with {value:#x}")
+        if reg_id == EIP and self._running:
+            _emu_stop(self._handle)  # a hook moved EIP: end the run (see the module notes)
 
     def cpl(self) -> int:
         return self.reg(CS) & 3
@@ -437,7 +446,11 @@ class Cpu:
 
     def run(self) -> RunEnd:
         """Run from the current EIP until stopped; an exception raised by a hook propagates."""
-        status = _uclib.uc_emu_start(self._uch, self.reg(EIP), STOP_ADDR, 0, 0)
+        self._running = True
+        try:
+            status = _uclib.uc_emu_start(self._uch, self.reg(EIP), STOP_ADDR, 0, 0)
+        finally:
+            self._running = False
         raised = self._hook_error or self.uc._hook_exception
         if raised is not None:
             self._hook_error = self.uc._hook_exception = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 
@@ -85,15 +86,7 @@ def test_two_guests_run_at_once() -> None:
 TIMER_GUEST = """
     init
     movl $0, (DATA + PAGE_OFFSET + 4)       # unmask every irq
-    movl $timer, %ebx
-    andl $0xffff, %ebx
-    orl $0x610000, %ebx
-    movl $timer, %ecx
-    andl $0xffff0000, %ecx
-    orl $0x8e00, %ecx
-    movl $6, %eax
-    movl $0x20, %edx
-    int $0x1f                               # LOAD_IDT_ENTRY(0x20, interrupt gate)
+    gate 0x20, timer, 0x8e00
     hcall 9, {ns}                           # SET_CLOCKEVENT
     {then}
 timer:
@@ -153,5 +146,58 @@ def test_a_masked_irq_arrives_once_a_spinning_guest_unmasks_it_with_a_store() ->
         assert reads.read() == (RunExit.NOTIFY, 0x70)
         g.raise_irq(0)
         assert reads.read() == (RunExit.NOTIFY, 0x71)
+    finally:
+        g.close()
+
+
+# Counts in EBX and, one call deeper, in EDI, storing across 512 pages; every 64 rounds it takes
+# a trap through its own gate, which the Host reflects from inside a hook.  Any replayed
+# instruction makes the counts differ, and the guest notifies 0xBAD.
+SELF_CHECKING = """
+    init
+    gate 0x80, trap, 0xaf00
+    xorl %ebx, %ebx
+    xorl %edi, %edi
+loop:
+    incl %ebx
+    pushl %ebx
+    call count
+    addl $4, %esp
+    cmpl %ebx, %edi
+    jne bad
+    testl $63, %ebx
+    jnz loop
+    int $0x80
+    jmp loop
+count:
+    movl 4(%esp), %eax
+    andl $511, %eax
+    shll $12, %eax
+    movl 4(%esp), %ecx
+    movl %ecx, 0xC0100000(%eax)
+    cmpl 0xC0100000(%eax), %ecx
+    jne bad
+    incl %edi
+    ret
+trap:
+    iret
+bad:
+    hcall 17, 0xBAD
+"""
+
+
+def test_breaks_at_random_moments_never_replay_guest_code() -> None:
+    """A trap reflected inside a hook moves EIP; a break landing later in that run must still
+    leave the guest where it was (Unicorn stops syncing EIP after a hook has written it)."""
+    g = make_guest(SELF_CHECKING)
+    try:
+        reads = Reads(g)
+        for _ in range(1000):
+            pending = reads.start()
+            time.sleep(random.random() * 0.0005)
+            g.set_break(True)
+            assert pending.wait(2) == (RunExit.BREAK, 0), g.dead_reason
+            g.set_break(False)
+        assert g.status().traps > 0
     finally:
         g.close()

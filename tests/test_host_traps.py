@@ -16,21 +16,6 @@ USER_CS, USER_DS = 0x73, 0x7B
 GDT_TABLE = SCRATCH + 0x100
 FRAME = SCRATCH + 0x800  # where the handlers copy what they found on the stack
 
-# A trap gate for vector \\vec (DPL \\dpl) pointing at \\handler, through LOAD_IDT_ENTRY.
-SET_GATE = """
-.macro gate vec, handler, type=0x8f00
-    movl $\\\\handler, %ebx
-    andl $0xffff, %ebx
-    orl $0x610000, %ebx
-    movl $\\\\handler, %ecx
-    andl $0xffff0000, %ecx
-    orl $\\\\type, %ecx
-    movl $6, %eax
-    movl $\\\\vec, %edx
-    int $0x1f
-.endm
-"""
-
 # Kernel set-up, then iret to user mode at user_code with a user stack in SCRATCH.
 TO_USER = """
     init
@@ -62,7 +47,6 @@ def gdt_table() -> bytes:
 def user_guest(user_code: str) -> Guest:
     source = (
         f".set GDT_TABLE, {GDT_TABLE:#x}\n.set FRAME, {FRAME:#x}\n"
-        + SET_GATE.replace("\\\\", "\\")
         + TO_USER
         + "user_code:\n"
         + user_code
@@ -136,9 +120,7 @@ def test_unhandled_invalid_opcode_kills_with_eip() -> None:
 
 
 def test_interrupt_gate_clears_irq_enabled_and_pushes_if() -> None:
-    source = (
-        SET_GATE.replace("\\\\", "\\")
-        + """
+    source = """
     init
     gate 0x20, timer, 0x8e00
     movl $0, (DATA + PAGE_OFFSET + 4)
@@ -151,7 +133,6 @@ timer:
     movl %eax, (SCRATCH + PAGE_OFFSET + 4)
     hcall 17, 0x20
 """
-    )
     g = make_guest(source)
     try:
         g.raise_irq(0)
@@ -182,9 +163,7 @@ def test_write_to_a_read_only_page_reflects_cr2_and_the_shadow_error_code(
     before: str, errcode: int
 ) -> None:
     """P is set only if the Host had already mapped the page (read-only) for an earlier read."""
-    source = (
-        SET_GATE.replace("\\\\", "\\")
-        + f"""
+    source = f"""
     init
     gate 14, pf_handler, 0x8e00
     {before}
@@ -197,7 +176,6 @@ pf_handler:
     movl %eax, (FRAME + PAGE_OFFSET + 4)
     hcall 17, 14
 """
-    )
     g = make_guest(f".set FRAME, {SCRATCH + 0x1000:#x}\n" + source)  # outside the read-only page
     try:
         pte = 0x2000 + (SCRATCH >> 12) * 4

@@ -50,6 +50,18 @@ PRELUDE = f"""
     movl $(STACK_TOP + PAGE_OFFSET), %esp
     hcall 1, DATA
 .endm
+# gate VECTOR, HANDLER[, TYPE]: LOAD_IDT_ENTRY of a gate (a DPL-0 trap gate unless told)
+.macro gate vec, handler, type=0x8f00
+    movl $\\handler, %ebx
+    andl $0xffff, %ebx
+    orl $0x610000, %ebx
+    movl $\\handler, %ecx
+    andl $0xffff0000, %ecx
+    orl $\\type, %ecx
+    movl $6, %eax
+    movl $\\vec, %edx
+    int $0x1f
+.endm
 .text
 .globl _start
 _start:
