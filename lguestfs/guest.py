@@ -1,26 +1,43 @@
 """One guest: its thread, the run loop of spec 2, its timer, and being stopped from outside.
 
 Where this sits: ``protocol`` (the daemon's per-handle state machine) creates a ``Guest`` at
-INITIALIZE and calls ``run()`` for each read of the owner.  ``run()`` returns at once; the guest's
-own thread runs 2.6.24's ``run_guest()`` loop on the CPU (``cpu``) and calls ``on_exit`` exactly
-once, from that thread, when the read must return: a notify, a break, a signal, or the death.
+INITIALIZE and calls ``run()`` for each read of the owner.  ``run()`` runs 2.6.24's
+``run_guest()`` loop on the CPU (``cpu``) and calls ``on_exit`` exactly once when the read must
+return: a notify, a break, a signal, or the death.  It runs the loop first on the caller's thread
+for at most ``RUN_HERE_FOR``; if the read has not ended by then, the guest's own thread goes on
+and calls ``on_exit`` from there.
 Hypercalls (``hypercalls``), interrupts and traps (``interrupts``) and the MMU (``pagetables``)
 work on the state kept here, which is 2.6.24's ``struct lguest``; the CPU's hooks (``on_*``)
 are methods of this class.
 
 Threads and hand-offs, and why:
 
-* **The guest thread** owns Unicorn.  Unicorn releases the GIL while it emulates, so two guests
+* **A short run on the caller's thread first.**  A notify round trip is mostly a guest that runs
+  a few microseconds between two reads, and handing each read to another thread and back costs
+  two thread wake-ups, 30-60 us each.  So ``run()`` starts the loop on trio's own thread, with a
+  deadline ``RUN_HERE_FOR`` ahead.  The loop checks it at every exit; for a guest spinning
+  without exits the clock looks every ``HERE_WATCH`` while reads run there and kicks the CPU (with
+  the repeats below) once the deadline has passed.  A read that has not ended by its deadline, or
+  whose guest halts, is handed to the guest thread.
+  After a read that overran, reads go straight to the guest thread until one ends within
+  ``RUN_HERE_FOR`` again: a guest that computes or spins for long holds trio once, not per
+  read.  (Waking the clock thread while trio's thread spins in the CPU can take 1-2 ms on this
+  machine, so a deadline kick is not as prompt as ``RUN_HERE_FOR`` suggests.)
+  Unicorn is only ever entered by one thread: the guest thread is idle until that hand-off, and
+  ``close()`` waits for a run on the caller's thread to end before it frees the CPU.
+* **The guest thread** runs the rest.  Unicorn releases the GIL while it emulates, so two guests
   run on two cores; hooks take the GIL back only while they run.  Between reads the thread waits
   on a ``SimpleQueue`` (the cheapest wake-up Python has); while the guest is halted it sleeps on
   a condition.  Neither burns CPU.
 * **Stopping a running guest** (a break, a signal, an irq, a timer expiry, close) sets the reason,
   then ``_kick()``: a "stop requested" flag plus ``uc_emu_stop()``.  A stop landing in the first
-  microseconds of ``emu_start`` is lost, so the guest thread clears the flag before it looks at
-  the reasons and skips the run if it is set again, and the clock thread repeats ``emu_stop``
-  every millisecond until the guest thread has cleared the flag.
+  microseconds of ``emu_start`` is lost, so the loop clears the flag before it looks at the
+  reasons and skips the run if it is set again, and the clock thread repeats ``emu_stop`` every
+  millisecond until the loop has cleared the flag.
 * **The clock** is one daemon-wide thread with a heap of deadlines: guest timers
-  (SET_CLOCKEVENT), the repeats of kicks, and the polls below.  Sleeping guests cost it nothing.
+  (SET_CLOCKEVENT), the repeats of kicks, its looks at runs on the caller's thread, and the
+  polls below.  Sleeping guests cost it nothing, and a deadline later than the next one already
+  in the heap does not wake it.
 * **Interrupts are injected only at loop boundaries** (spec 2, step 5).  2.6.24 got a boundary at
   every guest exit, and the host's own timer ticks made sure exits kept coming; a guest spinning
   here makes none.  So while an interrupt stays pending (masked, the noirq window, interrupts
@@ -63,6 +80,8 @@ from lguestfs.segments import Gdt
 log = logging.getLogger(__name__)
 
 KICK_REPEAT: Final = 0.001  # seconds between repeated emu_stop calls until the guest thread sees it
+RUN_HERE_FOR: Final = 200e-6  # seconds a read runs the guest on the caller's thread...
+HERE_WATCH: Final = 0.0005  # ...give or take this: how often the clock looks while reads run there
 _OTHER_HYPERCALLS: Final = max(HYPERCALL_NAMES) + 1
 # Unicorn (QEMU) sizes its TLB only when it is flushed, growing it when it was >70% full; it
 # starts at 256 entries.  A guest whose working set is larger misses on every access, each miss a
@@ -114,7 +133,8 @@ class _Clock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._main, name="lguest-clock", daemon=True)
                 self._thread.start()
-            self._lock.notify()
+            if self._heap[0][1] == key:  # otherwise the clock wakes up before this one is due
+                self._lock.notify()
             return key
 
     def _main(self) -> None:
@@ -164,14 +184,22 @@ class Guest:
         self._wakeup = False
         self._stop_requested = False
         self._kick_pending = False
-        self._in_cpu = False  # the guest thread is in (or about to enter) emu_start
+        self._in_cpu = False  # the loop's thread is in (or about to enter) emu_start
         self._poll_pending = False
         # (EIP, trap, error code) of a trap to deliver once the run has ended (see _refuse)
         self._refused: tuple[int, int, int] | None = None
         self._timer_token: object | None = None  # the armed SET_CLOCKEVENT, if any
         self._on_exit: Callable[[RunExit, int], None] | None = None
         self._cond = threading.Condition()  # halted sleeps, and everything that wakes them
-        self._runs: queue.SimpleQueue[None] = queue.SimpleQueue()  # run() and close() to _main
+        # run() and close() to _main: one item per run handed off, so the guest thread never
+        # wakes for a run that ends on the caller's thread
+        self._runs: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self._here = threading.Lock()  # held by a run on the caller's thread; close() waits for it
+        self._here_deadline: float | None = None  # that run's deadline (see _watch_here)
+        self._ran_here = False  # a run on the caller's thread started since the clock looked
+        self._watching = False  # the clock will look again (_watch_here is in its heap)
+        self._here_ok = True  # no read has overrun RUN_HERE_FOR since one last ended sooner
+        self._run_started = 0.0  # time.monotonic() when the current read began
         self._irq_lock = threading.Lock()
         self._uc_lock = threading.Lock()  # guards Unicorn against stop-after-close
         self._cpu_open = True
@@ -196,13 +224,23 @@ class Guest:
     # --- the contract with protocol --------------------------------------------------------------
 
     def run(self, on_exit: Callable[[RunExit, int], None], *, signal_pending: bool = False) -> None:
-        """Start one read's worth of the run loop on the guest thread; returns at once."""
+        """Run one read's worth of the loop; ``on_exit`` is called once when the read must return.
+
+        Returns within about ``RUN_HERE_FOR``: either the read ended on this thread (``on_exit``
+        has been called, from here) or the guest thread goes on with it (``on_exit`` will be
+        called from there).
+        """
         with self._cond:
             if self._on_exit is not None:
                 raise RuntimeError("a run is already in progress")
             self._on_exit = on_exit
             self._signal = signal_pending
-        self._runs.put(None)  # the cheapest hand-off there is: a futex wake, no allocation
+        self._run_started = time.monotonic()
+        result = self._run_here() if self._here_ok and not self.halted else None
+        if result is None:
+            self._runs.put(None)  # the cheapest hand-off there is: a futex wake, no allocation
+        else:
+            self._end_run(on_exit, result)
 
     def set_break(self, on: bool) -> None:
         """LHREQ_BREAK's flag: set wakes a halted guest and stops a running one."""
@@ -240,7 +278,7 @@ class Guest:
         if threading.current_thread() is not self._thread:
             self._thread.join()
         self._timer_token = None
-        with self._uc_lock:
+        with self._here, self._uc_lock:  # a run on a caller's thread has left the CPU
             if self._cpu_open:
                 self._cpu_open = False
                 self.cpu.close()
@@ -384,7 +422,48 @@ class Guest:
 
         _clock.call_at(time.monotonic() + IRQ_POLL, poll)
 
-    # --- the guest thread ------------------------------------------------------------------------
+    # --- the two threads a run uses --------------------------------------------------------------
+
+    def _run_here(self) -> tuple[RunExit, int] | None:
+        """The start of a read on the caller's thread: its exit, or None to hand the rest off."""
+        with self._here:
+            if self._closing:  # close() may have freed the CPU already
+                return None
+            deadline = self._run_started + RUN_HERE_FOR
+            with self._cond:
+                self._here_deadline = deadline
+                self._ran_here = True
+                watch, self._watching = not self._watching, True
+            if watch:
+                _clock.call_at(deadline, self._watch_here)
+            try:
+                return self._run_guest(deadline)
+            finally:
+                self._here_deadline = None
+
+    def _watch_here(self) -> None:
+        """The clock's look at runs on the caller's thread: kick one that is past its deadline.
+
+        The loop itself checks the deadline at each exit; this is for a guest that spins without
+        any.  Arming a clock deadline for every read would wake the clock thread for every read,
+        which cost a notify round trip 20 us, so the clock looks every ``HERE_WATCH`` instead, for
+        as long as reads keep running here, and stops once they do not.  A kick that arrives after
+        the run ended only makes the guest look at its reasons once more, as any kick may.
+        """
+        with self._cond:
+            deadline, ran = self._here_deadline, self._ran_here
+            self._ran_here = False
+            now = time.monotonic()
+            if deadline is not None and now < deadline:
+                again = deadline
+            elif deadline is not None or ran:
+                again = now + HERE_WATCH
+            else:
+                self._watching = False
+                return
+        if deadline is not None and now >= deadline:
+            self._kick()
+        _clock.call_at(again, self._watch_here)
 
     def _main(self) -> None:
         while True:
@@ -395,24 +474,41 @@ class Guest:
                 on_exit = self._on_exit
                 if on_exit is None:
                     continue
-            try:
-                kind, value = self._run_guest()
-            except Exception as e:  # a Host bug must not leave the reader blocked forever
-                log.exception("guest %s: internal error", self.name)
-                self.kill(f"internal error: {e!r}")
-                kind, value = RunExit.DIED, 0
-            with self._cond:
-                self._on_exit = None
-                if self._closing:
-                    return
-            assert on_exit is not None
-            try:
-                on_exit(kind, value)
-            except Exception:
-                log.exception("guest %s: on_exit failed", self.name)
+            result = self._run_guest()
+            assert result is not None  # without a deadline the loop only returns an exit
+            if not self._here_ok and time.monotonic() - self._run_started < RUN_HERE_FOR:
+                self._here_ok = True  # reads are short again: run them on the caller's thread
+            if not self._end_run(on_exit, result):
+                return
 
-    def _run_guest(self) -> tuple[RunExit, int]:
+    def _end_run(
+        self, on_exit: Callable[[RunExit, int], None], result: tuple[RunExit, int]
+    ) -> bool:
+        """Report a run's exit, unless the guest is closing (then False: the run is abandoned)."""
+        with self._cond:
+            self._on_exit = None
+            if self._closing:
+                return False
+        try:
+            on_exit(*result)
+        except Exception:
+            log.exception("guest %s: on_exit failed", self.name)
+        return True
+
+    def _run_guest(self, deadline: float | None = None) -> tuple[RunExit, int] | None:
+        """The loop, guarded: a Host bug must not leave the reader blocked forever."""
+        try:
+            return self._loop(deadline)
+        except Exception as e:
+            log.exception("guest %s: internal error", self.name)
+            self.kill(f"internal error: {e!r}")
+            return RunExit.DIED, 0
+
+    def _loop(self, deadline: float | None) -> tuple[RunExit, int] | None:
         """2.6.24's ``run_guest()``: one read's worth.
+
+        With a ``deadline`` (a run on the caller's thread) it returns None instead of sleeping
+        while the guest is halted, and once the deadline has passed: the guest thread goes on.
 
         The kernel looked at ``dead`` at the top of each pass and ran the trapped hypercall at
         step 1, after that look; here the hook has already run it, so a notify it left pending is
@@ -440,11 +536,16 @@ class Guest:
             if self.dead_reason is not None:  # 6.
                 break
             if self.halted:  # 7.
+                if deadline is not None:
+                    return None
                 with self._cond:
                     while not (self._wakeup or self._signal or self.break_out or self._closing):
                         self._cond.wait()
                     self._wakeup = False
                 continue
+            if deadline is not None and time.monotonic() >= deadline:
+                self._here_ok = False  # a guest that runs long: its next reads go to its thread
+                return None
             if self.pagetables.fills >= TLB_GROW_FILLS:
                 self.pagetables.flush_tlb()
             self._in_cpu = True  # before the last look at the flag: see _kick

@@ -15,10 +15,11 @@ something to tell the launcher.  Here it is the same state machine, driven by ``
 (``lguestfs.callers``).  The checks run in the kernel's order, first match wins, and every errno
 that a misbehaving launcher can provoke is logged with its reason.
 
-Reads and BREAK 1 writes block without holding the trio thread: the guest runs on its own thread
-(``lguestfs.guest``) and reports back through ``on_exit``, which hops onto trio with
-``run_sync_soon``; meanwhile one :class:`Watcher` task looks at every held request's caller each
-``POLL_INTERVAL`` for a signal, and wakes requests whose guest was released.
+Reads and BREAK 1 writes block without holding the trio thread.  A read runs the guest on trio's
+thread for at most ``guest.RUN_HERE_FOR`` (most notify round trips end there, without a thread
+hop); the rest runs on the guest's own thread (``lguestfs.guest``), which reports back through
+``on_exit`` and ``run_sync_soon``.  Meanwhile one :class:`Watcher` task looks at every held
+request's caller each ``POLL_INTERVAL`` for a signal, and wakes requests whose guest was released.
 
 Path: launcher -> node (``fs``) -> **handle** -> guest (``guest``) -> CPU -> hypercall -> back.
 """
@@ -28,6 +29,7 @@ import errno
 import logging
 import mmap
 import struct
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NoReturn
@@ -186,6 +188,7 @@ class Session:
     _exit: tuple[RunExit, int] | None = None
     _exit_arrived: trio.Event = field(default_factory=trio.Event)
     _token: trio.lowlevel.TrioToken = field(default_factory=trio.lowlevel.current_trio_token)
+    _trio_thread: int = field(default_factory=threading.get_ident)
 
     @property
     def dead(self) -> bool:
@@ -227,7 +230,11 @@ class Session:
     # --- Running the guest (spec 1.3 step 5, spec 2) ---------------------------------------
 
     def _on_exit(self, kind: RunExit, value: int) -> None:
-        """Called once per run, on the guest's thread: hand the result to trio, cheaply."""
+        """Called once per run: inside ``guest.run()`` on trio's thread when the run ended there,
+        otherwise on the guest's thread, which hands the result to trio, cheaply."""
+        if threading.get_ident() == self._trio_thread:
+            self._exit_reached(kind, value)
+            return
         with contextlib.suppress(trio.RunFinishedError):  # the daemon is gone: nobody waits
             self._token.run_sync_soon(self._exit_reached, kind, value)
 
@@ -245,12 +252,15 @@ class Session:
         unkillable: the read ends with EINTR anyway, and later reads are EBUSY until it stops.
         """
         self._exit = None
+        self.running = True
+        self.guest.run(self._on_exit)
+        if self._exit is not None:  # it ended on this thread: nothing was held
+            return self._exit
+        # The exit can only arrive at an await (run_sync_soon), so this event is in time for it.
         arrived = self._exit_arrived = trio.Event()
         held = Held(reader, self, self.guest.interrupt, arrived)
-        self.running = True
         self.watcher.hold(held)
         try:
-            self.guest.run(self._on_exit)
             while self._exit is None:
                 await arrived.wait()
                 self._check_open()  # otherwise ``arrived`` is set without an exit only...

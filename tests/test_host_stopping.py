@@ -6,8 +6,8 @@ import random
 import threading
 import time
 
-from lguestfs.guest import RunExit
-from tests.support.host import DATA, Reads, make_guest, needs_as
+from lguestfs.guest import Guest, RunExit
+from tests.support.host import DATA, Pending, Reads, make_guest, needs_as
 
 pytestmark = needs_as
 
@@ -148,6 +148,52 @@ def test_a_masked_irq_arrives_once_a_spinning_guest_unmasks_it_with_a_store() ->
         assert reads.read() == (RunExit.NOTIFY, 0x71)
     finally:
         g.close()
+
+
+def test_a_short_read_ends_on_the_callers_thread() -> None:
+    """A notify a few instructions away is returned inside run(), without a thread hop."""
+    g = make_guest("init\n hcall 17, 0x55\n")
+    try:
+        exits: list[tuple[RunExit, int, int]] = []
+        g.run(lambda kind, value: exits.append((kind, value, threading.get_ident())))
+        assert exits == [(RunExit.NOTIFY, 0x55, threading.get_ident())]
+    finally:
+        g.close()
+
+
+def test_a_spinning_guest_is_handed_to_its_own_thread() -> None:
+    """run() returns although the guest never exits; the read goes on on the guest's thread."""
+    g = make_guest(SPIN)
+    try:
+        # the first read overruns on the caller's thread, the next starts on the guest's
+        assert break_a_read_that_spins(g) == [g._thread.ident]
+        assert break_a_read_that_spins(g) == [g._thread.ident]
+    finally:
+        g.close()
+
+
+def break_a_read_that_spins(g: Guest) -> list[int | None]:
+    """Start a read from a thread of its own, break it once run() returned: on_exit's threads."""
+    returned = threading.Event()
+    exits: list[int | None] = []
+    pending = Pending()
+
+    def on_exit(kind: RunExit, value: int) -> None:
+        exits.append(threading.get_ident())
+        pending.on_exit(kind, value)
+
+    def read() -> None:
+        g.run(on_exit)
+        returned.set()
+
+    caller = threading.Thread(target=read)
+    caller.start()
+    assert returned.wait(5), "run() did not hand the spinning guest to its thread"
+    g.set_break(True)
+    assert pending.wait(2) == (RunExit.BREAK, 0)
+    g.set_break(False)
+    caller.join()
+    return exits
 
 
 # Counts in EBX and, one call deeper, in EDI, storing across 512 pages; every 64 rounds it takes

@@ -8,9 +8,9 @@ one 8-byte word at once, and accepts every write.
 
 With a guest ELF (``mounted(guest=...)``) each read first runs the bench guest's hypercall loop
 in a bare Unicorn, on trio's thread, up to its next hypercall: what a NOTIFY round trip costs
-when the guest runs inside the read handler instead of on a thread of its own.  That is not how
-lguestfs works (a guest that runs long must not stall every other request); it is the floor a
-short-run fast path could reach.
+when the guest runs inside the read handler with nothing around it.  lguestfs runs the first
+``RUN_HERE_FOR`` of each read the same way (longer runs go on on the guest's own thread, so a
+guest never stalls other requests for long): this is the floor of that fast path.
 
 Run as ``python -m benchlib.barefuse MOUNTPOINT [GUEST_ELF]``; ``mounted()`` starts it in a
 temporary directory and always unmounts it and ends it, even when the bench fails.

@@ -69,13 +69,14 @@ SPECS: dict[str, Spec] = {
         "µs",
         None,
         "bare pyfuse3 read",
-        "the floor of a fast path: a bare Uc runs the guest loop to its next hypercall on trio's "
-        "thread, inside the bare daemon's read",
+        "the floor of lguestfs's fast path: a bare Uc runs the guest loop to its next hypercall "
+        "on trio's thread, inside the bare daemon's read",
     ),
     "thread_handoff": Spec(
         "trio -> thread -> trio hand-off",
         "µs",
-        note="context for the notify figure: the two thread wake-ups alone, no FUSE, no guest",
+        note="context for the notify figure: the two thread wake-ups a read that outlasts the "
+        "fast path pays, alone, no FUSE, no guest",
     ),
     "break_latency_median": Spec(
         "break latency median",

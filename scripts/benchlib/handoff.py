@@ -1,10 +1,11 @@
 """A third reference: what one trio -> thread -> trio hand-off costs in this interpreter.
 
-The daemon serves FUSE on trio's thread and runs each guest on a thread of its own, so a notify
-round trip crosses threads twice: the read wakes the guest thread, and the guest's exit wakes trio
-(``TrioToken.run_sync_soon``).  This measures exactly that pair of wake-ups with nothing else
-(a ``queue.SimpleQueue`` to the thread, ``run_sync_soon`` back), so that the notify figure can
-be read as "bare FUSE read + hand-off + the guest's own work".
+The daemon serves FUSE on trio's thread and runs a guest that outlasts a read's first
+``RUN_HERE_FOR`` on a thread of its own, so such a read crosses threads twice: the read wakes the
+guest thread, and the guest's exit wakes trio (``TrioToken.run_sync_soon``).  This measures
+exactly that pair of wake-ups with nothing else (a ``queue.SimpleQueue`` to the thread,
+``run_sync_soon`` back): what every notify round trip would cost on top of the bare read if it
+were not served on trio's thread, which is why short reads are.
 """
 
 from __future__ import annotations
