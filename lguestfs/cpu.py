@@ -26,6 +26,18 @@ Some facts about Unicorn 2.1.4 that the code below relies on (measured, see
 * **Stopping.**  ``emu_stop`` from another thread is lost if it lands in the first microseconds
   of ``emu_start``; ``guest`` therefore checks its own stop flag before each run and repeats the
   stop until the run returns.  ``emu_start`` writes EIP from ``begin``, so we pass the current EIP.
+* **Stops land between blocks only.**  Unicorn 2.1.4 looks for a pending stop at the start of
+  every translated block and also after every guest memory access, and a stop caught after a
+  store rewinds EIP to the storing instruction, whose write has already happened: resuming runs
+  it again, so a read-modify-write (``addl $4, 4(%esp)``) adds twice.  (Measured: a third of the
+  stops from another thread replayed a store in a loop built that way; a guest OS went wrong
+  about once in 15 test runs under frequent stops.)  The translator has a switch that emits no
+  per-access check, ``uc->no_exit_request``, which the API does not expose.  Each engine sets it
+  before its first translation (its place in the engine is read from the code of
+  ``check_exit_request``, and checked at start-up: a stop on a store must land after it); a
+  stop then takes effect at the next block start, where the block before it has fully run.
+  So a stop asked for inside an instruction hook lets the rest of that block run first (see
+  ``guest._refuse``); traps and hypercalls stop at once, as they leave the block anyway.
 * **A hook that moves EIP ends the run.**  Once a hook has written EIP (a trap reflected, an
   interrupt delivered), Unicorn stops syncing EIP when a later stop lands between two translated
   blocks, for the rest of that ``emu_start``: a stop from another thread then leaves EIP at the
@@ -33,7 +45,9 @@ Some facts about Unicorn 2.1.4 that the code below relies on (measured, see
   trap every 64 loops was corrupted within 40 breaks.)  So ``set_reg(EIP)`` during a run also
   stops it, and the next ``emu_start`` begins clean.
 * **The MMU.**  Unicorn runs in ``UC_TLB_VIRTUAL`` mode: every TLB miss calls ``pagetables``,
-  which walks the guest's own tables in Python and enforces spec 6 (see there).
+  which walks the guest's own tables in Python and enforces spec 6 (see there).  A refused miss
+  ends the run on the faulting instruction with ``UC_ERR_EXCEPTION``; the faulting address is
+  kept in the engine (``uc->invalid_addr``, found at start-up by refusing two known addresses).
 * **The GDT, out of the guest's reach.**  Unicorn reads descriptors from GDTR.base + index at
   the privilege of the code that loads a segment, through the same TLB as the guest's own
   accesses, so the GDT must be mapped somewhere, yet no guest access may reach it (every
@@ -137,6 +151,28 @@ class _Offsets:
         self.error_code = self._calibrate_error_code()
         self.exception_is_int = self.error_code + 4
         self.old_exception = self.error_code + 112
+        self.no_exit_request = _no_exit_request_offset()
+        self.fault_address = self._calibrate_fault_address()
+        if _stop_on_a_store(None) != (0x1000, 1) or _stop_on_a_store(self) != (0x2000, 1):
+            raise CpuError("libunicorn does not stop the way this Host knows (no_exit_request)")
+
+    def _calibrate_fault_address(self) -> int:
+        """Refuse a store and a push; the 8 bytes of the engine that held each faulting address.
+
+        (Another field holds the store's address too, but not the push's: ESP before it.)
+        """
+        found: set[int] | None = None
+        for code, address in (
+            (b"\xa3" + struct.pack("<I", 0x5678), 0x5678),  # mov %eax, (0x5678)
+            (b"\xbc\x10\x90\x00\x00\x50", 0x900C),  # mov $0x9010, %esp; push %eax
+        ):
+            engine = _engine_after_a_refused_access(code, address, self)
+            word = address.to_bytes(8, "little")
+            here = {o for o in range(0, len(engine) - 8, 8) if engine[o : o + 8] == word}
+            found = here if found is None else found & here
+        if found is None or len(found) != 1:
+            raise CpuError("cannot find the faulting address inside libunicorn's engine")
+        return found.pop()
 
     def _calibrate_error_code(self) -> int:
         """Load a bad selector (#GP with that selector as error code) twice; intersect."""
@@ -174,6 +210,61 @@ class _Offsets:
         if len(candidates) != 1:
             raise CpuError("cannot find the error code inside libunicorn's CPU state")
         return candidates[0]
+
+
+def _no_exit_request_offset() -> int:
+    """Where ``uc->no_exit_request`` sits in the engine: the byte the x86 translator's
+    ``check_exit_request`` tests first (``mov d32(%rdi),%rsi; cmpb $0,d32(%rsi); je``)."""
+    address = ctypes.cast(_uclib.check_exit_request_x86_64, ctypes.c_void_p).value
+    assert address is not None
+    code = ctypes.string_at(address, 15)
+    if code[0:3] != b"\x48\x8b\xb7" or code[7:9] != b"\x80\xbe" or code[13:15] != b"\x00\x74":
+        raise CpuError(f"unexpected code in libunicorn's check_exit_request: {code.hex()}")
+    return int.from_bytes(code[9:13], "little", signed=True)
+
+
+def _stop_on_a_store(offsets: _Offsets | None) -> tuple[int, int]:
+    """(EIP, counter) after a memory-write hook stops ``addl $1, (0x3000)`` at 0x1000.
+
+    Stock 2.1.4 gives (0x1000, 1): the add is done and EIP is back on it.  With the per-access
+    checks off (``offsets`` given) the stop lands at the next block: (0x2000, 1).
+    """
+    uc = unicorn.Uc(uc_const.UC_ARCH_X86, uc_const.UC_MODE_32)
+    if offsets is not None:
+        _disable_exit_checks(uc._uch.value, offsets)
+    uc.mem_map(0, 0x10000)
+    # 0x1000: addl $1, (0x3000); nop; jmp 0x2000        0x2000: jmp 0x1000
+    uc.mem_write(0x1000, bytes.fromhex("8305003000000190e9") + struct.pack("<i", 0x2000 - 0x100D))
+    uc.mem_write(0x2000, b"\xe9" + struct.pack("<i", 0x1000 - 0x2005))
+    uc.hook_add(uc_const.UC_HOOK_MEM_WRITE, lambda u, *_: u.emu_stop(), begin=0x3000, end=0x3003)
+    uc.emu_start(0x1000, 0xFFFF)
+    return uc.reg_read(EIP), int.from_bytes(uc.mem_read(0x3000, 4), "little")
+
+
+def _engine_after_a_refused_access(code: bytes, address: int, offsets: _Offsets) -> bytes:
+    """The first 16 KiB of an engine that ran ``code`` and had ``address``'s page refused."""
+    uc = unicorn.Uc(uc_const.UC_ARCH_X86, uc_const.UC_MODE_32)
+    _disable_exit_checks(uc._uch.value, offsets)
+    uc.ctl_set_tlb_mode(uc_const.UC_TLB_VIRTUAL)
+
+    def fill(_u: Any, vaddr: int, _access: int, entry: Any, _data: Any) -> bool:
+        if vaddr >> 12 == address >> 12:
+            return False
+        entry.paddr, entry.perms = vaddr, uc_const.UC_PROT_ALL
+        return True
+
+    uc.hook_add(uc_const.UC_HOOK_TLB_FILL, fill)
+    uc.mem_map(0, 0x10000)
+    uc.mem_write(0x1000, code + b"\xf4")  # ...; hlt
+    status = _uclib.uc_emu_start(uc._uch, 0x1000, 0x1001 + len(code), 0, 0)
+    if status != uc_const.UC_ERR_EXCEPTION:
+        raise CpuError("libunicorn does not end a run on a refused translation")
+    return ctypes.string_at(uc._uch.value, 0x4000)
+
+
+def _disable_exit_checks(handle: int, offsets: _Offsets) -> None:
+    """Set ``no_exit_request`` (see the module notes); before the engine translates anything."""
+    ctypes.c_uint8.from_address(handle + offsets.no_exit_request).value = 1
 
 
 def _find_u32(blob: bytes, value: int) -> int:
@@ -265,6 +356,7 @@ class Cpu:
     def __init__(self, memory: GuestMemory, hooks: CpuHooks) -> None:
         self._offsets = _blob_offsets()
         uc = unicorn.Uc(uc_const.UC_ARCH_X86, uc_const.UC_MODE_32)
+        _disable_exit_checks(uc._uch.value, self._offsets)
         self.uc: Any = uc
         self._uch = uc._uch
         uc.ctl_set_tlb_mode(uc_const.UC_TLB_VIRTUAL)
@@ -467,6 +559,10 @@ class Cpu:
 
     def flush_tlb(self) -> None:
         _ctl(self._handle, _TLB_FLUSH)
+
+    def fault_address(self) -> int:
+        """The address whose translation ``pagetables`` refused, ending the last run."""
+        return ctypes.c_uint64.from_address(self._handle + self._offsets.fault_address).value
 
     def close(self) -> None:
         """Free the Unicorn instance; the guest's memory must outlive this call."""

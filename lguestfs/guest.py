@@ -567,7 +567,7 @@ class Guest:
             self.cpu.set_reg(EIP, eip)
             interrupts.reflect_or_kill(self, trap, errcode)
         elif end is RunEnd.MMU:
-            fault = self.pagetables.take_fault()
+            fault = self.pagetables.take_fault(self.cpu.fault_address())
             if fault is not None and self.dead_reason is None:
                 self.page_faults += 1
                 interrupts.handle_page_fault(self, *fault)
@@ -704,10 +704,13 @@ class Guest:
         """Deliver ``trap`` with EIP = ``eip`` once the run has ended.
 
         For an instruction Unicorn would run that must fault instead (its hook is called
-        first), stopping from the hook ends the run right after it, before the next one;
-        ``_run_once`` then puts EIP back on it and reflects the trap.  The hook has left the
-        registers as they were (``in`` returns the old value; the others have no effect).
-        ``_reflect`` uses the same path for traps from user mode.
+        first), stopping from the hook ends the run at the end of its translated block (``cpu``:
+        stops land between blocks); ``_run_once`` then puts EIP back on it and reflects the
+        trap.  The hook has left the registers as they were (``in`` returns the old value; the
+        others have no effect).  ``sysenter`` and ``syscall`` end their block, so the trap is
+        exact; after a user-mode ``in`` or ``out`` the rest of its block has run (the README
+        lists this difference).  ``_reflect`` uses the same path for traps from user mode,
+        taken between instructions, so exactly.
         """
         self._refused = (eip, trap, errcode)
         self.cpu.stop()

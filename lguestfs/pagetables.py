@@ -18,10 +18,10 @@ The design is 2.6.24's shadow paging, kept as data instead of as real page table
   1023 = switcher pages), set Accessed (and Dirty on a write) in the guest's PTE, install the
   shadow entry and retry.  If the guest's own tables forbid the access, the fault is reflected:
   the error code has P set when the *shadow* already mapped the page, W for a write, U at CPL 3.
-* Unicorn only tells the TLB callback the page, not the faulting byte.  So a refused access is
-  mapped to an unmapped physical "fault window"; the access then reaches ``unmapped()`` with the
-  exact address, which becomes CR2.  Unicorn's TLB is flushed whenever a shadow entry it may hold
-  is dropped or the fault window was used.
+* A refused access makes ``fill`` return False: Unicorn ends the run right there, with EIP on
+  the faulting instruction and nothing after it run.  The callback is only told the page; the
+  faulting byte, which becomes CR2, is the address Unicorn kept (``Cpu.fault_address``).
+  Unicorn's TLB is flushed whenever a shadow entry it may hold is dropped.
 
 The top 4 MB (PDE 1023) are the Host's.  A fault there kills "attempt to access switcher
 pages" whatever the guest's own PDE 1023 says (spec 6), as does SET_PTE there; nothing of the
@@ -107,7 +107,6 @@ class PageTables:
     ) -> None:
         self._memory = memory
         self._host_page = host_page
-        self._fault_window = host_page + 0x400000  # never mapped in Unicorn
         self._cpl = cpl
         self._flush_unicorn_tlb = flush_tlb
         self.fills = 0  # TLB misses since Unicorn's TLB was last flushed
@@ -119,7 +118,6 @@ class PageTables:
         self.shadow: Shadow = self.current
         # The fault a refused access produced: (page vaddr, error code); set by fill().
         self._refused: tuple[int, int] | None = None
-        self.fault: tuple[int, int] | None = None  # (cr2, error code): guest must see a #PF
         self.stack: tuple[int, int] = (
             0,
             0,
@@ -155,23 +153,15 @@ class PageTables:
             )
             if not self.demand_page(vaddr, errcode):
                 self._refused = (vaddr, errcode)
-                entry.paddr = self._fault_window
-                entry.perms = uc_const.UC_PROT_ALL
-                return True
+                return False
             spte = self.shadow.ptes[vpn]
         entry.paddr = spte & ~_FLAGS
         entry.perms = _PROT_RX | (uc_const.UC_PROT_WRITE if spte & PTE_RW else 0)
         return True
 
     def unmapped(self, address: int) -> bool:
-        """A refused access reached the fault window: record CR2 and stop the guest."""
-        self.flush_tlb()
-        if self._refused is not None:
-            page, errcode = self._refused
-            self._refused = None
-            self.fault = (page | (address & _FLAGS), errcode)
-        else:
-            self._kill(f"unexpected access to host physical address {address:#x}")
+        """An access reached a physical address outside guest memory: never allowed."""
+        self._kill(f"unexpected access to host physical address {address:#x}")
         return False
 
     def demand_page(self, vaddr: int, errcode: int) -> bool:
@@ -216,9 +206,16 @@ class PageTables:
             return False
         return True
 
-    def take_fault(self) -> tuple[int, int] | None:
-        fault, self.fault = self.fault, None
-        return fault
+    def take_fault(self, address: int) -> tuple[int, int] | None:
+        """(CR2, error code) of the access the last refusal ended the run on, if any.
+
+        ``address`` is the faulting byte Unicorn kept; a refusal only knew its page.
+        """
+        refused, self._refused = self._refused, None
+        if refused is None:
+            return None
+        page, errcode = refused
+        return (address if address >> PAGE_SHIFT == page >> PAGE_SHIFT else page), errcode
 
     # --- hypercalls (spec 6) ------------------------------------------------------------------
 

@@ -247,3 +247,52 @@ def test_breaks_at_random_moments_never_replay_guest_code() -> None:
         assert g.status().traps > 0
     finally:
         g.close()
+
+
+# ``count`` sits on a page of its own and starts with a read-modify-write of its argument; it
+# leaves for the next page with a jump.  A stop that lands right after that store must not leave
+# EIP on the ``addl``: resuming there would add 4 twice, and the guest notifies 0xBAD.
+STORE_THEN_LEAVE = """
+    init
+    xorl %esi, %esi
+    xorl %edi, %edi
+loop:
+    incl %esi
+    pushl %esi
+    call count
+    addl $4, %esp
+    cmpl %esi, %edi
+    jne bad
+    jmp loop
+bad:
+    hcall 17, 0xBAD
+.p2align 12
+count:
+    addl $4, 4(%esp)
+    jmp count2
+.p2align 12
+count2:
+    movl 4(%esp), %eax
+    subl $4, %eax
+    cmpl %eax, %esi
+    jne bad
+    incl %edi
+    ret
+"""
+
+
+def test_breaks_never_replay_a_store() -> None:
+    """Stock Unicorn 2.1.4 also looks for a stop after each memory access and then rewinds EIP
+    to the storing instruction (a third of these breaks replayed the ``addl``): the Host turns
+    those checks off, so stops land between blocks."""
+    g = make_guest(STORE_THEN_LEAVE)
+    try:
+        reads = Reads(g)
+        for _ in range(1000):
+            pending = reads.start()
+            time.sleep(random.random() * 0.0005)
+            g.set_break(True)
+            assert pending.wait(2) == (RunExit.BREAK, 0), g.dead_reason
+            g.set_break(False)
+    finally:
+        g.close()
