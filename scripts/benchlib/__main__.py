@@ -62,7 +62,16 @@ GROUPS: list[tuple[str, tuple[str, ...], Measure]] = [
     ("boot", ("boot",), _boot),
     (
         "scale",
-        ("scale_1", "scale_2", "scale_4", "scale_8", "daemon_memory_per_guest"),
+        (
+            "scale_1",
+            "scale_2",
+            "scale_4",
+            "scale_8",
+            "scale_raw_2",
+            "scale_raw_4",
+            "scale_raw_8",
+            "daemon_memory_per_guest",
+        ),
         figures.scale,
     ),
     ("block", ("block_read", "block_write"), _block),

@@ -107,6 +107,17 @@ SPECS: dict[str, Spec] = {
     "scale_2": Spec("scale: 2 guests aggregate", "instr/s", Goal("ratio", at_least=1.8), "1 guest"),
     "scale_4": Spec("scale: 4 guests aggregate", "instr/s", Goal("ratio", at_least=1.8), "1 guest"),
     "scale_8": Spec("scale: 8 guests aggregate", "instr/s", Goal("ratio", at_least=1.8), "1 guest"),
+    **{
+        f"scale_raw_{threads}": Spec(
+            f"scale reference: {threads} bare Uc threads",
+            "instr/s",
+            None,
+            "1 bare Uc thread",
+            "the same compute loop in bare Unicorn engines, one per thread of one process, no "
+            "daemon: the ceiling this machine sets for the guests' ratio",
+        )
+        for threads in (2, 4, 8)
+    },
     "daemon_memory_per_guest": Spec(
         "daemon memory per extra guest",
         "MiB",
@@ -354,6 +365,7 @@ def scale(plan: Plan) -> list[Figure]:
     chunk = _calibrated(RawLoop(plan.bench_elf, "compute").seconds, 0.05)
     repetitions = max(1, plan.repetitions // 2 + 1)
     aggregate: dict[int, list[float]] = {}
+    raw: dict[int, list[float]] = {}
     cores: dict[int, list[float]] = {}
     rss: dict[int, int] = {}
     for _ in range(repetitions):  # interleaved, so that the VM's drift hits every count alike
@@ -361,6 +373,10 @@ def scale(plan: Plan) -> list[Figure]:
             rate, busy, rss[guests] = _run_scale(plan, guests, chunk)
             aggregate.setdefault(guests, []).append(rate)
             cores.setdefault(guests, []).append(busy)
+            iterations = rawcpu.threads_iteration_rate(
+                plan.bench_elf, guests, chunk, plan.scale_seconds
+            )
+            raw.setdefault(guests, []).append(iterations * COMPUTE_INSTRUCTIONS_PER_ITERATION)
 
     def busy_note(guests: int) -> str:
         # What the daemon itself got of the machine: when other work shares the two cores, the
@@ -373,6 +389,10 @@ def scale(plan: Plan) -> list[Figure]:
     figures += [
         figure(f"scale_{guests}", aggregate[guests], reference=single, note=busy_note(guests))
         for guests in (2, 4, 8)
+    ]
+    figures += [
+        figure(f"scale_raw_{threads}", raw[threads], reference=median(raw[1]))
+        for threads in (2, 4, 8)
     ]
     figures.append(figure("daemon_memory_per_guest", [(rss[8] - rss[1]) / 7 / MiB]))
     return figures

@@ -130,3 +130,30 @@ def stop_latencies(elf_path: Path, samples: int) -> list[float]:
         latencies.append((time.perf_counter() - begin) * 1e6)
         runner.join()
     return latencies
+
+
+def threads_iteration_rate(elf_path: Path, threads: int, chunk: int, seconds: float) -> float:
+    """Compute-loop iterations/s of ``threads`` bare Uc engines at once, one per thread, each
+    running chunks of ``chunk`` iterations for ``seconds``: what this machine gives the scale
+    figure's guests with no daemon at all (Unicorn releases the GIL while it emulates)."""
+    loops = [RawLoop(elf_path, "compute") for _ in range(threads)]
+    done = [0] * threads
+    go = threading.Barrier(threads + 1)
+
+    def work(index: int) -> None:
+        go.wait()
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            loops[index].seconds(chunk)
+            done[index] += chunk
+
+    workers = [
+        threading.Thread(target=work, args=(i,), name="bench-raw-scale") for i in range(threads)
+    ]
+    for worker in workers:
+        worker.start()
+    go.wait()
+    start = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    return sum(done) / (time.perf_counter() - start)
