@@ -288,14 +288,15 @@ class RunEnd(enum.Enum):
     """Why ``Cpu.run`` returned."""
 
     STOPPED = "stopped"  # a hook or another thread stopped it, or a hook raised (re-raised by run)
-    MMU = "mmu"  # an access reached the fault window: pagetables knows which and why
+    MMU = "mmu"  # pagetables refused a translation (or an access left guest memory): it knows why
 
 
 class CpuHooks(Protocol):
     """What the Host does when Unicorn calls back (all on the guest thread, inside ``run``)."""
 
     def on_tlb_fill(self, vaddr: int, access: int, entry: Any) -> bool:
-        """A TLB miss on the page at ``vaddr``: set ``entry.paddr``/``entry.perms``."""
+        """A TLB miss on the page at ``vaddr``: set ``entry.paddr``/``entry.perms`` and return
+        True, or return False to refuse it (the run ends on the faulting instruction)."""
 
     def on_trap(self, intno: int) -> None:
         """An ``int`` instruction or an exception (never delivered through an IDT)."""
@@ -310,7 +311,7 @@ class CpuHooks(Protocol):
         """``out``."""
 
     def on_unmapped(self, address: int) -> bool:
-        """An access to a physical address outside every mapping (the fault window)."""
+        """An access to a physical address outside every mapping (never allowed)."""
 
     def on_sysenter(self) -> None:
         """``sysenter`` (Unicorn would run it as a no-op)."""
