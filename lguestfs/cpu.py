@@ -124,7 +124,8 @@ class CpuError(Exception):
 
 
 class _Offsets:
-    """Where the fields we need sit inside a ``uc_context_save`` blob of this libunicorn.
+    """Where the fields we need sit inside a ``uc_context_save`` blob of this libunicorn, and
+    the two we need inside its engine (``no_exit_request``, the faulting address).
 
     QEMU's ``CPUX86State`` starts with the 16 general registers, then ``eip``, ``eflags``, three
     ``cc_*`` words, ``cc_op``, ``df`` and ``hflags``; and ``error_code``, ``exception_is_int``,
