@@ -232,18 +232,23 @@ bad:
 """
 
 
+def break_at_random_moments(g: Guest, breaks: int) -> None:
+    """Start a read, break it up to 0.5 ms later, and again: each read must end with BREAK."""
+    reads = Reads(g)
+    for _ in range(breaks):
+        pending = reads.start()
+        time.sleep(random.random() * 0.0005)
+        g.set_break(True)
+        assert pending.wait(2) == (RunExit.BREAK, 0), g.dead_reason
+        g.set_break(False)
+
+
 def test_breaks_at_random_moments_never_replay_guest_code() -> None:
     """A trap reflected inside a hook moves EIP; a break landing later in that run must still
     leave the guest where it was (Unicorn stops syncing EIP after a hook has written it)."""
     g = make_guest(SELF_CHECKING)
     try:
-        reads = Reads(g)
-        for _ in range(1000):
-            pending = reads.start()
-            time.sleep(random.random() * 0.0005)
-            g.set_break(True)
-            assert pending.wait(2) == (RunExit.BREAK, 0), g.dead_reason
-            g.set_break(False)
+        break_at_random_moments(g, 1000)
         assert g.status().traps > 0
     finally:
         g.close()
@@ -287,12 +292,6 @@ def test_breaks_never_replay_a_store() -> None:
     those checks off, so stops land between blocks."""
     g = make_guest(STORE_THEN_LEAVE)
     try:
-        reads = Reads(g)
-        for _ in range(1000):
-            pending = reads.start()
-            time.sleep(random.random() * 0.0005)
-            g.set_break(True)
-            assert pending.wait(2) == (RunExit.BREAK, 0), g.dead_reason
-            g.set_break(False)
+        break_at_random_moments(g, 1000)
     finally:
         g.close()
