@@ -10,25 +10,15 @@ guest goes with it: ``guests/<pid>`` removed, the daemon back to its threads and
 import contextlib
 import os
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.clients import Client, GuestImage, guest_image, load_guest
 from tests.support.mount import Mount
+from tests.support.polling import wait_for
 
 DEATH_TIMEOUT = 5.0  # seconds: a liveness bound, not a performance figure
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = DEATH_TIMEOUT) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def daemon_threads(mount: Mount) -> int:

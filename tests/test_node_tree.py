@@ -4,14 +4,14 @@ import os
 import stat
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.clients import Client
 from tests.support.mount import Mount, mounted, skip_reason
+from tests.support.polling import wait_for
 
 PAGES = 16
 NOBODY = 65534
@@ -28,15 +28,6 @@ def initialise(launcher: Client, mount: Mount) -> int:
     base = launcher.request(f"memfd {PAGES}").number
     assert launcher.write(fd, 0, base, PAGES, 0, 0).number == 16
     return fd
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def test_node_is_a_regular_file_0600_owned_by_the_daemon_user(mount: Mount) -> None:

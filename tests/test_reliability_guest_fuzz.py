@@ -28,6 +28,7 @@ from pathlib import Path
 
 from launcher.layout import PreparedGuest
 from lguestfs import abi
+from tests.support import LONG
 from tests.support.guests import test_guest
 from tests.support.handguest import (
     LGUEST_DATA_AT,
@@ -41,7 +42,6 @@ from tests.support.handguest import (
 )
 from tests.support.mount import Mount
 
-LONG = os.environ.get("LGUESTFS_LONG") == "1"
 GUESTS_PER_KIND = 6000 if LONG else 600
 RUN_LIMIT = 0.03  # seconds a fuzz guest may run before its read is ended
 READS_PER_GUEST = 4  # NOTIFYs a guest may make before we stop listening

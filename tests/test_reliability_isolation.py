@@ -26,6 +26,7 @@ import pytest
 
 from launcher.layout import PreparedGuest
 from lguestfs import abi
+from tests.support import LONG
 from tests.support.guests import test_guest
 from tests.support.handguest import (
     SPIN,
@@ -38,7 +39,6 @@ from tests.support.handguest import (
 )
 from tests.support.mount import Mount, mounted, skip_reason
 
-LONG = os.environ.get("LGUESTFS_LONG") == "1"
 REPEATS = 200 if LONG else 20
 MEM_MB = 4
 PFNLIMIT = (MEM_MB << 20) // abi.PAGE_SIZE  # a HandGuest has no device pages

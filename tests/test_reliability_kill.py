@@ -36,6 +36,7 @@ import pytest
 
 from launcher.layout import PreparedGuest
 from lguestfs import abi
+from tests.support import LONG
 from tests.support.guests import test_guest
 from tests.support.handguest import (
     Footprint,
@@ -48,8 +49,8 @@ from tests.support.handguest import (
 )
 from tests.support.launch import launcher_command
 from tests.support.mount import Mount, is_mounted, mounted, skip_reason
+from tests.support.polling import wait_until
 
-LONG = os.environ.get("LGUESTFS_LONG") == "1"
 KILL_CYCLES = 1000 if LONG else 100
 KILL_WITHIN = 0.03  # seconds after the launcher starts: INITIALIZE happens in the first few ms
 MEM_MB = 4
@@ -113,14 +114,6 @@ def end(pid: int) -> None:
     """SIGKILL and reap a child of ours (a zombie takes the signal harmlessly)."""
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still not {what} after {timeout} s")
-        time.sleep(0.005)
 
 
 def kill_cycle(mount: Mount, rng: random.Random, kernels: list[Path]) -> bool:

@@ -30,11 +30,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from lguestfs import abi
+from tests.support import LONG
 from tests.support.guests import test_guest
 from tests.support.handguest import SPIN, HandGuest, hypercall, initialised_guest, loop_back
 from tests.support.mount import Mount
 
-LONG = os.environ.get("LGUESTFS_LONG") == "1"
 EXAMPLES = 1500 if LONG else 150
 STEPS = 200
 MIN_OPERATIONS = 20_000 * (10 if LONG else 1)

@@ -18,6 +18,7 @@ import os
 import time
 
 from lguestfs import abi
+from tests.support import LONG
 from tests.support.guests import test_guest
 from tests.support.handguest import (
     LGUEST_DATA_AT,
@@ -30,7 +31,6 @@ from tests.support.handguest import (
 )
 from tests.support.mount import Mount
 
-LONG = os.environ.get("LGUESTFS_LONG") == "1"
 GUESTS = 10_000 if LONG else 1000
 WARM_UP = 100
 MEM_MB = 4
