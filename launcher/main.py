@@ -40,16 +40,10 @@ from launcher.devices import DeviceTable
 from launcher.errors import GuestBroke, LaunchError
 from launcher.layout import MAX_MEM_MB, MIN_MEM_MB, PreparedGuest, prepare_guest
 from launcher.net import Net, UdpLink
-from launcher.node import (
-    NODE_NAME,
-    WORD_BYTES,
-    default_device,
-    unpack_word,
-    waker_path,
-    write_break,
-)
+from launcher.node import WORD_BYTES, default_device, unpack_word, waker_path, write_break
 from launcher.tap import TapLink
 from launcher.waker import Waker
+from lguestfs.node import NODE_NAME
 
 PROGRAM = "lguest-launch"
 REASON_MAX = 1023  # 2.6.24 read at most this much of the death reason

@@ -34,7 +34,8 @@ import time
 from pathlib import Path
 
 from launcher.errors import LaunchError
-from launcher.node import mounted_lguestfs, reachable, write_break
+from launcher.node import write_break
+from lguestfs import node
 
 PIPE_MESSAGE = struct.Struct("@i")
 PR_SET_PDEATHSIG = 1
@@ -46,8 +47,9 @@ class Waker:
     """The launcher's side: fork the waker, tell it what to watch, and end it."""
 
     def __init__(self, handle: Path | None, node_fd: int, watched: set[int]) -> None:
-        """Fork the waker: it will BREAK through ``handle`` (``node.waker_path``), or through
-        ``node_fd`` on a real /dev/lguest (``handle`` None), when one of ``watched`` is readable."""
+        """Fork the waker: it will BREAK through ``handle`` (``launcher.node.waker_path``), or
+        through ``node_fd`` on a real /dev/lguest (``handle`` None), when one of ``watched`` is
+        readable."""
         read_end, self.pipe = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -164,12 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.every is not None and args.every <= 0:
         print("lguest-waker: --every needs a positive number of milliseconds", file=sys.stderr)
         return 2
-    mounts = [args.mount] if args.mount is not None else mounted_lguestfs()
+    mounts = [args.mount] if args.mount is not None else node.lguestfs_mounts()
     if not mounts:
         print("lguest-waker: no lguestfs is mounted (give --mount DIR)", file=sys.stderr)
         return 1
-    paths = [mount / "guests" / str(args.pid) / "waker" for mount in mounts]
-    path = next((p for p in paths if reachable(p)), None)
+    paths = [node.waker_path(mount, args.pid) for mount in mounts]
+    path = next((p for p in paths if node.reachable(p)), None)
     if path is None:
         where = " or ".join(str(mount) for mount in mounts)
         print(f"lguest-waker: no guest with pid {args.pid} under {where}", file=sys.stderr)

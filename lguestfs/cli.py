@@ -21,11 +21,11 @@ import sys
 import pyfuse3
 import trio
 
+from lguestfs import node
 from lguestfs.fs import MAX_TASKS, LguestFS
 
 log = logging.getLogger("lguestfs")
 
-FSNAME = "lguestfs"  # what /proc/mounts shows; the launcher looks for it
 CONNECTION_CHECK_INTERVAL = 1.0  # seconds between looks for an aborted FUSE connection
 EXIT_FAILURE = 1
 
@@ -36,15 +36,7 @@ class MountError(Exception):
 
 def fuse_mounts() -> dict[str, str]:
     """Mount point -> file-system type, for every FUSE mount this process can see."""
-    found = {}
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mountinfo:
-        for line in mountinfo:
-            fields = line.split()
-            fstype = fields[fields.index("-") + 1]
-            if fstype == "fuse" or fstype.startswith(("fuse.", "fuseblk")):
-                point = fields[4].encode().decode("unicode_escape")  # \040 etc. back to characters
-                found[point] = fstype
-    return found
+    return {str(entry.point): entry.fstype for entry in node.mount_table() if entry.is_fuse}
 
 
 def lazy_unmount(path: str) -> None:
@@ -122,7 +114,7 @@ async def serve(fs: LguestFS, mountpoint: str) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(watch_signals, fs)
         nursery.start_soon(watch_connection, fs, mountpoint)
-        log.info("lguest node ready at %s", os.path.join(mountpoint, "lguest"))
+        log.info("lguest node ready at %s", os.path.join(mountpoint, node.NODE_NAME))
         await pyfuse3.main(max_tasks=MAX_TASKS)
         await fs.shutdown()  # unmounted from outside: the guests go too
         nursery.cancel_scope.cancel()
@@ -166,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
     if os.getuid() != 0:
         log.warning("not root: INITIALIZE cannot map launchers' memory (needs CAP_SYS_ADMIN)")
-    options = {f"fsname={FSNAME}", f"subtype={FSNAME}", "default_permissions"}
+    # The source and subtype the mount table shows: how the launcher and others find us.
+    options = {f"fsname={node.FSNAME}", f"subtype={node.FSNAME}", "default_permissions"}
     if args.allow_other:
         options.add("allow_other")
     fs = LguestFS()

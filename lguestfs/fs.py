@@ -61,6 +61,7 @@ import trio
 
 from lguestfs import status
 from lguestfs.callers import Caller, CallerGoneError
+from lguestfs.node import GUESTS_NAME, NODE_NAME, STATUS_NAME, WAKER_NAME
 from lguestfs.protocol import (
     DeviceHandle,
     GuestStarter,
@@ -77,10 +78,6 @@ log = logging.getLogger(__name__)
 # pyfuse3 worker tasks: one per held read or BREAK, plus the ordinary traffic.  A busy worker
 # holds a ~136 KiB request buffer, so this also bounds the daemon's memory under a flood.
 MAX_TASKS = 1000
-DEVICE_NAME = "lguest"
-GUESTS_NAME = "guests"
-WAKER_NAME = "waker"
-STATUS_NAME = "status"
 GUESTS_INODE = pyfuse3.ROOT_INODE + 1
 
 
@@ -189,7 +186,7 @@ class LguestFS(pyfuse3.Operations):
     def _child(self, parent: Node, name: str) -> Node:
         """The node ``name`` in ``parent``: ``lguest``, ``waker``, ``status`` are new each time."""
         if parent.kind is Kind.ROOT:
-            if name == DEVICE_NAME:
+            if name == NODE_NAME:
                 return self._new_node(Kind.DEVICE)
             if name == GUESTS_NAME:
                 return self.nodes[GUESTS_INODE]
@@ -206,7 +203,7 @@ class LguestFS(pyfuse3.Operations):
 
     def _children(self, parent: Node) -> list[str]:
         if parent.kind is Kind.ROOT:
-            return [DEVICE_NAME, GUESTS_NAME]
+            return [NODE_NAME, GUESTS_NAME]
         if parent.kind is Kind.GUESTS:
             return sorted(self.registry.sessions)
         if parent.kind is Kind.GUEST_DIR:

@@ -49,6 +49,7 @@ from lguestfs.abi import (
 from lguestfs.callers import Caller, ThreadState
 from lguestfs.guest import Guest, RunExit
 from lguestfs.memory import GuestMemory
+from lguestfs.node import guest_name
 
 log = logging.getLogger(__name__)
 
@@ -299,11 +300,9 @@ class Registry:
         self.watcher = Watcher()
 
     def add(self, session: Session) -> None:
-        name = str(session.owner.pid)
         serial = 1
-        while name in self.sessions:
+        while (name := guest_name(session.owner.pid, serial)) in self.sessions:
             serial += 1
-            name = f"{session.owner.pid}.{serial}"
         session.name = name
         self.sessions[name] = session
 
