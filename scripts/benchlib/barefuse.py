@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tests.support.mount import is_mounted
+from lguestfs.node import is_mounted
 
 NODE_NAME = b"node"
 NODE_INODE = 2

@@ -22,9 +22,10 @@ from benchlib import barefuse, rawcpu
 from benchlib import handoff as handoffs
 from benchlib.rawcpu import RawLoop
 from benchlib.report import Figure, Goal, median, percentile
-from benchlib.session import BENCH_DONE, BENCH_IRQ_SEEN, BENCH_TICK, BenchGuest, Op, waker_path
+from benchlib.session import BENCH_DONE, BENCH_IRQ_SEEN, BENCH_TICK, BenchGuest, Op
 from launcher.node import pack_words
 from lguestfs.abi import LHREQ_BREAK
+from lguestfs.node import waker_path
 
 COMPUTE_INSTRUCTIONS_PER_ITERATION = 4  # add, xor, dec, jnz (bench_ops.c)
 BENCH_IRQ = 1  # the device irq the interrupt figure raises (irq 0 is the timer)
@@ -255,7 +256,7 @@ def break_latency(plan: Plan) -> list[Figure]:
             # The waker opens its own descriptor: the daemon watches a held BREAK's opener thread
             # for signals, so the thread that blocks in BREAK 1 must be the one that opened it.
             try:
-                fd = os.open(waker_path(plan.mountpoint), os.O_RDWR)
+                fd = os.open(waker_path(plan.mountpoint, os.getpid()), os.O_RDWR)
             except BaseException as error:
                 failure.append(error)
                 return

@@ -12,7 +12,6 @@ is the one the daemon watches for signals, so that thread does the reads; any ot
 from __future__ import annotations
 
 import enum
-import os
 import struct
 import time
 from pathlib import Path
@@ -125,8 +124,3 @@ class BenchGuest:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def waker_path(mountpoint: Path, pid: int | None = None) -> Path:
-    """The waker node of the guest launched by process ``pid`` (this one by default)."""
-    return mountpoint / "guests" / str(os.getpid() if pid is None else pid) / "waker"
