@@ -27,7 +27,7 @@ from pathlib import Path
 
 from launcher.devices import DeviceTable
 from launcher.errors import GuestBroke, LaunchError
-from launcher.virtqueue import Chain, views
+from launcher.virtqueue import Chain, Direction, views
 from lguestfs.abi import (
     BLOCK_SEG_MAX,
     SECTOR_SIZE,
@@ -66,7 +66,7 @@ class Block:
         self.size = os.lseek(self.fd, 0, os.SEEK_END)  # works for block devices too
         self.table = table
         device = table.add_device(VIRTIO_ID_BLOCK, f"block {path.name}")
-        self.queue = table.add_queue(device, "requests", on_notify=self.serve)
+        self.queue = table.add_queue(device, "requests", Direction.REQUEST, self.serve)
         table.add_field(device, VIRTIO_BLK_F_CAPACITY, struct.pack("<Q", self.size // SECTOR_SIZE))
         table.add_field(device, VIRTIO_BLK_F_SEG_MAX, struct.pack("<I", BLOCK_SEG_MAX))
         table.verbose(f"{device.name}: {self.size // SECTOR_SIZE} sectors from {path}")
@@ -82,8 +82,6 @@ class Block:
 
     def handle(self, chain: Chain) -> int:
         """Do one request; returns the used length (bytes written into the guest's buffers)."""
-        if not chain.readable or not chain.writable:
-            raise self._broke(chain, "a request needs a read-only header and a writable status")
         header, status = chain.readable[0], chain.writable[-1]
         if header.length != VIRTIO_BLK_OUTHDR_BYTES:
             raise self._broke(chain, f"the header is {header.length} bytes, not 24")
@@ -121,4 +119,4 @@ class Block:
         return STATUS_BYTES + got
 
     def _broke(self, chain: Chain, rule: str) -> GuestBroke:
-        return GuestBroke(f"guest broke the {self.queue.name} queue: request {chain.head}: {rule}")
+        return self.queue.broke(f"request {chain.head}: {rule}")

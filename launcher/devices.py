@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from launcher.errors import LaunchError
 from launcher.layout import PreparedGuest
 from launcher.node import write_irq
-from launcher.virtqueue import Virtqueue
+from launcher.virtqueue import Direction, Virtqueue
 from lguestfs.abi import (
     DEVICE_DESC_HEADER,
     LGUEST_IRQS,
@@ -99,9 +99,12 @@ class DeviceTable:
         device.config_len += size
         self.guest.memory[self.page + device.offset + 1] = device.config_len
 
-    def add_queue(self, device: Device, name: str, on_notify: Callable[[], None]) -> Virtqueue:
+    def add_queue(
+        self, device: Device, name: str, direction: Direction, on_notify: Callable[[], None]
+    ) -> Virtqueue:
         """Give ``device`` a 128-entry queue on two fresh pages, with the next interrupt number.
 
+        ``direction`` is the shape of chains the device can use (the queue refuses others);
         ``on_notify`` runs when the guest kicks the queue (NOTIFY of its first page)."""
         if self.next_irq >= LGUEST_IRQS:
             raise LaunchError(
@@ -109,7 +112,9 @@ class DeviceTable:
             )
         address = self.guest.add_device_pages(VIRTQUEUE_PAGES)
         pfn = address // PAGE_SIZE
-        queue = Virtqueue(self.guest, f"{device.name} {name}", pfn, VIRTQUEUE_NUM, self.next_irq)
+        queue = Virtqueue(
+            self.guest, f"{device.name} {name}", pfn, VIRTQUEUE_NUM, self.next_irq, direction
+        )
         self.add_field(
             device, VIRTIO_CONFIG_F_VIRTQUEUE, VIRTQUEUE_FIELD.pack(VIRTQUEUE_NUM, queue.irq, pfn)
         )

@@ -30,7 +30,8 @@ import errno
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -39,10 +40,11 @@ from launcher.console import Console, ThreeCtrlC
 from launcher.devices import DeviceTable
 from launcher.errors import GuestBroke, LaunchError
 from launcher.layout import MAX_MEM_MB, MIN_MEM_MB, PreparedGuest, prepare_guest
-from launcher.net import Net, UdpLink
+from launcher.net import Link, Net, UdpLink
 from launcher.node import WORD_BYTES, default_device, unpack_word, waker_path, write_break
 from launcher.tap import TapLink
 from launcher.waker import Waker
+from lguestfs.abi import VIRTIO_ID_NET
 from lguestfs.node import NODE_NAME
 
 PROGRAM = "lguest-launch"
@@ -58,14 +60,61 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{PROGRAM}: {message} (see --help)\n")
 
 
+@dataclass(frozen=True)
+class DeviceOption:
+    """A device the command line can add: its option, and how to put one in the device table."""
+
+    flag: str
+    metavar: str
+    help: str
+    add: Callable[[DeviceTable, str], object]
+
+
+def _network(link: Callable[[str, int], Link]) -> Callable[[DeviceTable, str], object]:
+    """Add a network device carried by ``link(value, number)``; they are numbered 0, 1, ..."""
+
+    def add(table: DeviceTable, value: str) -> Net:
+        number = sum(device.device_type == VIRTIO_ID_NET for device in table.devices)
+        return Net(table, link(value, number), number)
+
+    return add
+
+
+# Every device the command line knows, in --help order.  A new device is one more entry.
+DEVICE_OPTIONS = (
+    DeviceOption(
+        "--block",
+        "FILE",
+        "a virtio block device backed by FILE (its size, in 512-byte sectors, is the disk's; "
+        "writes past its end stop the guest); may be repeated",
+        lambda table, value: Block(table, Path(value)),
+    ),
+    DeviceOption(
+        "--net",
+        "udp:HOST:PORT[,local=[HOST:]PORT]",
+        "a virtio network device whose Ethernet frames travel as UDP datagrams to and from "
+        "HOST:PORT (another launcher, a test, a bridge); local= fixes our own port; may be "
+        "repeated",
+        _network(UdpLink),
+    ),
+    DeviceOption(
+        "--tunnet",
+        "IP|bridge:BRIDGE",
+        "2.6.24's network device: a new tap interface (lguest0, ...) given the IPv4 address IP, "
+        "or added to BRIDGE; needs root and /dev/net/tun",
+        _network(lambda value, number: TapLink(value)),
+    ),
+)
+
+
 class _AddDevice(argparse.Action):
-    """Keep --block and --net in the order given: that is the order of the devices."""
+    """Keep the devices in the order given on the command line: that is the order of the page."""
 
     def __call__(
         self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any,
         option_string: str | None = None,
     ) -> None:  # fmt: skip
-        namespace.devices = [*namespace.devices, (self.dest, value)]
+        namespace.devices = [*namespace.devices, (self.const, value)]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,31 +132,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="say what the launcher does, on stderr"
     )
-    parser.add_argument(
-        "--block",
-        metavar="FILE",
-        dest="block",
-        action=_AddDevice,
-        help="a virtio block device backed by FILE (its size, in 512-byte sectors, is the "
-        "disk's; writes past its end stop the guest); may be repeated",
-    )
-    parser.add_argument(
-        "--net",
-        metavar="udp:HOST:PORT[,local=[HOST:]PORT]",
-        dest="net",
-        action=_AddDevice,
-        help="a virtio network device whose Ethernet frames travel as UDP datagrams to and from "
-        "HOST:PORT (another launcher, a test, a bridge); local= fixes our own port; may be "
-        "repeated",
-    )
-    parser.add_argument(
-        "--tunnet",
-        metavar="IP|bridge:BRIDGE",
-        dest="tunnet",
-        action=_AddDevice,
-        help="2.6.24's network device: a new tap interface (lguest0, ...) given the IPv4 address "
-        "IP, or added to BRIDGE; needs root and /dev/net/tun",
-    )
+    for option in DEVICE_OPTIONS:
+        parser.add_argument(
+            option.flag, metavar=option.metavar, action=_AddDevice, const=option, help=option.help
+        )
     parser.add_argument(
         "--initrd", metavar="FILE", type=Path, help="load FILE at the top of guest memory"
     )
@@ -180,14 +208,8 @@ def launch(options: argparse.Namespace) -> int:
         device = device / NODE_NAME
     guest = prepare_guest(_memory_size(options.mem), options.guest, options.args, options.initrd)
     table = DeviceTable(guest, verbose=verbose)
-    networks = 0
-    for kind, value in options.devices:
-        if kind == "block":
-            Block(table, Path(value))
-            continue
-        link = UdpLink(value, networks) if kind == "net" else TapLink(value)
-        Net(table, link, networks)
-        networks += 1
+    for option, value in options.devices:
+        option.add(table, value)
     console = Console(table)  # always last
     fd = _open_node(device)
     try:

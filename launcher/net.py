@@ -26,8 +26,8 @@ import struct
 from typing import Protocol
 
 from launcher.devices import DeviceTable
-from launcher.errors import GuestBroke, LaunchError
-from launcher.virtqueue import Buffer, Chain, Virtqueue, gather, views
+from launcher.errors import LaunchError
+from launcher.virtqueue import Buffer, Chain, Direction, Virtqueue, gather, views
 from lguestfs.abi import VIRTIO_ID_NET, VIRTIO_NET_F_MAC, VIRTIO_NET_HDR_BYTES
 
 SCHEME = "udp:"
@@ -124,8 +124,10 @@ class Net:
         device = table.add_device(VIRTIO_ID_NET, f"net{number}")
         fd = link.fileno()
         # A kick on the receive queue means "here are buffers": watch the link again.
-        self.receive_queue = table.add_queue(device, "receive", on_notify=lambda: table.watch(fd))
-        self.send_queue = table.add_queue(device, "send", on_notify=self.send)
+        self.receive_queue = table.add_queue(
+            device, "receive", Direction.IN, lambda: table.watch(fd)
+        )
+        self.send_queue = table.add_queue(device, "send", Direction.OUT, self.send)
         table.add_field(device, VIRTIO_NET_F_MAC, link.mac)
         table.add_input(fd, self.receive)
         table.verbose(f"{device.name}: {link.description}, MAC {link.mac.hex(':')}")
@@ -136,14 +138,13 @@ class Net:
         """The chain's first buffer, which must be exactly the virtio_net_hdr.  Spec 8 asks for
         2-byte alignment on send only (2.6.24 read that header's u16 fields in place)."""
         if not buffers or buffers[0].length != VIRTIO_NET_HDR_BYTES:
-            raise GuestBroke(
-                f"guest broke the {queue.name} queue: chain {chain.head} must start with the "
-                f"{VIRTIO_NET_HDR_BYTES}-byte virtio_net_hdr"
+            raise queue.broke(
+                f"chain {chain.head} must start with the {VIRTIO_NET_HDR_BYTES}-byte virtio_net_hdr"
             )
         if aligned and buffers[0].address % HEADER_ALIGN:
-            raise GuestBroke(
-                f"guest broke the {queue.name} queue: chain {chain.head} has its virtio_net_hdr "
-                f"at {buffers[0].address:#x}, not 2-byte aligned"
+            raise queue.broke(
+                f"chain {chain.head} has its virtio_net_hdr at {buffers[0].address:#x}, "
+                "not 2-byte aligned"
             )
         return buffers[0]
 
@@ -152,10 +153,6 @@ class Net:
         queue = self.send_queue
         sent_any = False
         while (chain := queue.pop()) is not None:
-            if chain.writable:
-                raise GuestBroke(
-                    f"guest broke the {queue.name} queue: chain {chain.head} has writable buffers"
-                )
             self._header(queue, chain, chain.readable, aligned=True)
             queue.push_used(
                 chain.head, self.link.send(gather(self.table.guest.memory, chain.readable[1:]))
@@ -170,10 +167,6 @@ class Net:
         chain = queue.pop()
         if chain is None:
             return False  # no buffer: wait for the guest to kick the receive queue
-        if chain.readable:
-            raise GuestBroke(
-                f"guest broke the {queue.name} queue: chain {chain.head} has read-only buffers"
-            )
         header = self._header(queue, chain, chain.writable, aligned=False)
         memory = self.table.guest.memory
         size = self.link.receive(views(memoryview(memory), chain.writable[1:]))

@@ -14,6 +14,13 @@ exactly the rules 2.6.24's ``get_vq_desc`` enforced:
 * a read-only ("out") descriptor after a writable ("in") one;
 * a chain longer than ``num`` (a loop).
 
+Each queue also knows which way its device moves data (``Direction``), and so what shape every
+chain on it must have: only read-only buffers (the guest's output), only writable ones (input for
+the guest), or both (a request and room for its answer).  2.6.24's ``get_vq_desc`` took any shape
+and each device ``errx()``-ed on the shapes it could not use; here the queue checks the shape its
+device declared, so the devices only check what is particular to them (a header's size), and
+``Virtqueue.broke`` is the one place the "guest broke the ... queue" message is made.
+
 Layout for ``num`` entries at ``pfn << 12``: ``desc[num]`` (16 bytes: u64 addr, u32 len, u16 flags,
 u16 next), then ``avail`` (u16 flags, u16 idx, u16 ring[num]), then at the next 4096 boundary
 ``used`` (u16 flags, u16 idx, {u32 id, u32 len}[num]).  There are no event-index fields in 2.6.24.
@@ -22,6 +29,7 @@ Guest memory is any writable buffer (the launcher's shared mmap, or a bytearray 
 a ``limit``: the launcher's ``guest_limit``, which includes the device pages.
 """
 
+import enum
 import mmap
 import struct
 from dataclasses import dataclass, field
@@ -69,14 +77,26 @@ class Chain:
     writable: list[Buffer] = field(default_factory=list)
 
 
+class Direction(enum.Enum):
+    """Which way a queue's buffers carry data, and so what every chain on it must hold."""
+
+    OUT = "out"  # guest to device: read-only buffers only (console output, network send)
+    IN = "in"  # device to guest: writable buffers only (console input, network receive)
+    REQUEST = "request"  # a read-only request, then writable room for the answer (block)
+    EITHER = "either"  # any shape: only the ring's own rules, as 2.6.24's get_vq_desc
+
+
 class Virtqueue:
     """The launcher's view of one ring: ``num`` entries at page ``pfn``, interrupt ``irq``."""
 
-    def __init__(self, space: GuestSpace, name: str, pfn: int, num: int, irq: int) -> None:
+    def __init__(
+        self, space: GuestSpace, name: str, pfn: int, num: int, irq: int, direction: Direction
+    ) -> None:
         if num & (num - 1) or num == 0:
             raise ValueError(f"virtqueue size must be a power of 2, not {num}")
         self.space = space
         self.name = name
+        self.direction = direction
         self.pfn = pfn
         self.num = num
         self.irq = irq
@@ -93,7 +113,8 @@ class Virtqueue:
         value: int = struct.unpack_from("<H", self.space.memory, address)[0]
         return value
 
-    def _broke(self, rule: str) -> GuestBroke:
+    def broke(self, rule: str) -> GuestBroke:
+        """What stops the launcher when the guest broke ``rule`` on this queue (spec 8)."""
         return GuestBroke(f"guest broke the {self.name} queue: {rule}")
 
     @property
@@ -109,7 +130,7 @@ class Virtqueue:
         """How many buffers the guest has made available that we have not taken."""
         new = (self.avail_idx - self.last_avail) & 0xFFFF
         if new > self.num:
-            raise self._broke(
+            raise self.broke(
                 f"avail.idx moved from {self.last_avail} to {self.avail_idx}, "
                 f"more than the {self.num} entries the ring holds"
             )
@@ -121,7 +142,7 @@ class Virtqueue:
             return None
         head = self._u16(self.avail + 4 + 2 * (self.last_avail % self.num))
         if head >= self.num:
-            raise self._broke(f"avail ring offers descriptor {head}, but the ring has {self.num}")
+            raise self.broke(f"avail ring offers descriptor {head}, but the ring has {self.num}")
         self.last_avail = (self.last_avail + 1) & 0xFFFF
         chain = Chain(head)
         limit = self.space.limit
@@ -131,30 +152,40 @@ class Virtqueue:
                 self.space.memory, self.desc + VRING_DESC_BYTES * index
             )
             if address >= limit or address + length >= limit:
-                raise self._broke(
+                raise self.broke(
                     f"descriptor {index} buffer {address:#x}+{length:#x} is not inside guest "
                     f"memory (limit {limit:#x})"
                 )
             if flags & VRING_DESC_F_WRITE:
                 chain.writable.append(Buffer(address, length))
             elif chain.writable:
-                raise self._broke(
+                raise self.broke(
                     f"descriptor {index} is read-only but follows a writable descriptor "
                     "(all read-only buffers must come first)"
                 )
             else:
                 chain.readable.append(Buffer(address, length))
             if len(chain.readable) + len(chain.writable) > self.num:
-                raise self._broke(
+                raise self.broke(
                     f"the chain from head {head} is longer than the {self.num} descriptors: a loop"
                 )
             if not flags & VRING_DESC_F_NEXT:
+                self._check_direction(chain)
                 return chain
             if next_index >= self.num:
-                raise self._broke(
+                raise self.broke(
                     f"descriptor {index} has next {next_index}, but the ring has {self.num}"
                 )
             index = next_index
+
+    def _check_direction(self, chain: Chain) -> None:
+        head, direction = chain.head, self.direction
+        if direction is Direction.OUT and chain.writable:
+            raise self.broke(f"chain {head} has writable buffers (this queue's must be read-only)")
+        if direction is Direction.IN and chain.readable:
+            raise self.broke(f"chain {head} has read-only buffers (this queue's must be writable)")
+        if direction is Direction.REQUEST and not (chain.readable and chain.writable):
+            raise self.broke(f"chain {head} needs a read-only header and a writable status")
 
     def discard(self) -> None:
         """Give back the chain ``pop`` just took (the device could not use it after all)."""

@@ -9,7 +9,7 @@ import struct
 import pytest
 
 from launcher.errors import GuestBroke
-from launcher.virtqueue import Buffer, Virtqueue, gather
+from launcher.virtqueue import Buffer, Direction, Virtqueue, gather
 from lguestfs.abi import vring_size
 from tests.support.launch import NEXT, Ring, Space
 
@@ -24,7 +24,7 @@ def ring() -> Ring:
 
 
 def test_ring_of_128_has_avail_at_2048_and_used_at_4096() -> None:
-    queue = Virtqueue(Space(bytearray(0x20000), 0x20000), "q", 0x10, 128, 1)
+    queue = Virtqueue(Space(bytearray(0x20000), 0x20000), "q", 0x10, 128, 1, Direction.EITHER)
     assert (queue.avail - queue.desc, queue.used - queue.desc) == (2048, 4096)
     assert vring_size(128) == 5124
 

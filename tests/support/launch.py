@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from launcher.virtqueue import GuestSpace, Virtqueue
+from launcher.virtqueue import Direction, GuestSpace, Virtqueue
 
 DEFAULT_TIMEOUT = 30.0
 MountLike = os.PathLike[str] | str  # the mount fixture's Mount, or a mount point path
@@ -258,7 +258,7 @@ class Ring:
     def __init__(self, space: GuestSpace, name: str, num: int, pfn: int) -> None:
         self.space = space
         self.num = num
-        self.queue = Virtqueue(space, name, pfn, num, irq=0)
+        self.queue = Virtqueue(space, name, pfn, num, irq=0, direction=Direction.EITHER)
         self.free = 0
 
     @classmethod
