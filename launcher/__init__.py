@@ -1,7 +1,8 @@
 """The launcher: an ordinary program that boots a guest through the lguest node.
 
 It reaches the daemon only through the node, with ``os.open``, ``os.read`` and ``os.write``, as
-the 2.6.24 launcher reached ``/dev/lguest``; of ``lguestfs`` it imports only ``lguestfs.abi``.
+the 2.6.24 launcher reached ``/dev/lguest``; of ``lguestfs`` it imports only the interface:
+``lguestfs.abi`` (the constants) and ``lguestfs.node`` (the node's names and the mount table).
 Read it in the order a guest comes to life:
 
 1. ``main``      -- ``lguest-launch``: the command line, INITIALIZE, and the read loop.
@@ -14,6 +15,13 @@ Read it in the order a guest comes to life:
    ``lguest-waker PID`` for another shell.
 8. ``node``      -- finding the node, and the words requests are made of.
 9. ``errors``    -- ``LaunchError``: every failure is one line.
+10. ``identity`` -- making sure this ``launcher`` is lguestfs's: the name is a common one.
 
 ``layout.prepare_guest`` is also what tests use to boot a guest by hand.
 """
+
+__project__ = "lguestfs"  # what launcher.identity looks for
+
+from launcher.identity import check  # after the mark it checks
+
+check()

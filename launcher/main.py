@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+from launcher import identity
 from launcher.block import Block
 from launcher.console import Console, ThreeCtrlC
 from launcher.devices import DeviceTable
@@ -187,6 +188,11 @@ def _say(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        identity.check()  # at every start: the ``launcher`` package in use is lguestfs's
+    except ImportError as error:
+        _say(str(error))
+        return 1
     options = _parser().parse_args(argv)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:

@@ -33,6 +33,7 @@ import sys
 import time
 from pathlib import Path
 
+from launcher import identity
 from launcher.errors import LaunchError
 from launcher.node import write_break
 from lguestfs import node
@@ -162,6 +163,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        identity.check()  # at every start: the ``launcher`` package in use is lguestfs's
+    except ImportError as error:
+        print(f"lguest-waker: {error}", file=sys.stderr)
+        return 1
     args = _parser().parse_args(argv)
     if args.every is not None and args.every <= 0:
         print("lguest-waker: --every needs a positive number of milliseconds", file=sys.stderr)

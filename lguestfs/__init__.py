@@ -18,7 +18,10 @@ travels through it:
 11. ``segments``   -- the GDT and TLS entries (spec 7).
 12. ``memory``     -- bounds-checked access to guest-physical memory.
 
-``abi`` holds every constant of the interface; the launcher shares it and nothing else.
+The interface, which the launcher shares, and nothing else of this package:
+``abi`` holds every constant of the requests and of the guest ABI; ``node`` is the node as seen
+from outside (its file names, the mount's fsname, the mount table).  ``mounting`` runs the daemon
+from another program (tests, ``scripts/run``, the bench), always unmounting after.
 The launcher's own reading order is in ``launcher/__init__.py``; the guest side (C) is in
 ``launcher/guests/``.
 """
