@@ -36,8 +36,8 @@ import mmap
 import os
 import struct
 from pathlib import Path
-from types import TracebackType
 
+from launcher.closing import Closing
 from launcher.errors import LaunchError
 from launcher.loader import KernelImage, read_kernel
 from launcher.node import pack_words
@@ -92,7 +92,7 @@ def host_address(memory: mmap.mmap) -> int:
         del anchor  # an exported buffer would keep memory.close() from working
 
 
-class PreparedGuest:
+class PreparedGuest(Closing):
     """Guest memory, laid out and ready for INITIALIZE.
 
     ``memory``: the shared mapping, guest-physical 0 to ``mem + 256 pages`` (``memory[p]`` is the
@@ -149,17 +149,6 @@ class PreparedGuest:
         """Unmap the memory (idempotent).  The daemon keeps its own mapping while it needs one."""
         if not self.memory.closed:
             self.memory.close()
-
-    def __enter__(self) -> "PreparedGuest":
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def prepare_guest(

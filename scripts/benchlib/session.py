@@ -15,9 +15,9 @@ import enum
 import struct
 import time
 from pathlib import Path
-from types import TracebackType
 
 from benchlib.elfinfo import physical, symbols
+from launcher.closing import Closing
 from lguestfs.abi import LHREQ_BREAK, LHREQ_IRQ
 from tests.support.handguest import HandGuest
 
@@ -43,7 +43,7 @@ class Op(enum.IntEnum):
     TIMER = 7
 
 
-class BenchGuest:
+class BenchGuest(Closing):
     """One bench_ops guest, owned by the thread that created it."""
 
     def __init__(self, mountpoint: Path, elf: Path, mem_mb: int = 8) -> None:
@@ -113,14 +113,3 @@ class BenchGuest:
 
     def close(self) -> None:
         self.hand.close()
-
-    def __enter__(self) -> BenchGuest:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -27,7 +27,8 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
+
+from launcher.closing import Closing
 
 CLIENTS_DIR = Path(__file__).resolve().parent
 C_SOURCE = CLIENTS_DIR / "lguest_client.c"
@@ -77,7 +78,7 @@ class Answer:
         return bytes.fromhex(self.values[1]) if len(self.values) > 1 else b""
 
 
-class Client:
+class Client(Closing):
     """One client process; killed on exit from the ``with`` block whatever happened."""
 
     def __init__(self, argv: list[str], word_bytes: int, pass_fds: tuple[int, ...] = ()) -> None:
@@ -157,17 +158,6 @@ class Client:
         self._selector.close()
         self._stdin.close()
         self._stdout.close()
-
-    def __enter__(self) -> "Client":
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 @dataclass

@@ -24,8 +24,9 @@ import struct
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 
+from launcher.closing import Closing
 from launcher.layout import PreparedGuest, prepare_guest
 from launcher.node import pack_words, unpack_word
 from lguestfs import abi
@@ -61,7 +62,7 @@ def alarm_after(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-class HandGuest:
+class HandGuest(Closing):
     """One guest, owned by the thread that created it; ``close()`` releases it."""
 
     def __init__(
@@ -114,17 +115,6 @@ class HandGuest:
                 raise
         finally:
             self.prepared.close()
-
-    def __enter__(self) -> HandGuest:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 # --- i386 machine code, for guests written straight into memory ------------------------------

@@ -28,8 +28,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
+from launcher.closing import Closing
 from launcher.virtqueue import Direction, GuestSpace, Virtqueue
 
 DEFAULT_TIMEOUT = 30.0
@@ -82,7 +82,7 @@ def run_launcher(
         return launcher.result()
 
 
-class Launcher:
+class Launcher(Closing):
     """A running launcher with pipes on stdin, stdout and stderr; killed on exit if still alive."""
 
     def __init__(
@@ -185,15 +185,8 @@ class Launcher:
                 self.stderr += chunk
         return bool(self._selector.get_map())
 
-    def __enter__(self) -> "Launcher":
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
+        """Kill the launcher if it still runs, and close its pipes (the ``with`` block's end)."""
         self.kill()
         self.close_stdin()
         self._selector.close()
