@@ -4,7 +4,8 @@ In the kernel these numbers lived in ``include/linux/lguest_launcher.h``,
 ``include/linux/lguest.h``, ``include/asm-x86/lguest_hcall.h`` and the 2.6.24
 virtio headers, and both the Host and the launcher included them.  Here they
 live in this one module: the daemon (``lguestfs``) uses all of it, and the
-launcher (``launcher``) may import it and nothing else of ``lguestfs``.
+launcher (``launcher``) may import it and ``lguestfs.node`` (the node's names and
+the mount table) and nothing else of ``lguestfs``.
 
 Every value is restated from ``shared/spec/lguest-abi.md``; the section of the
 spec that explains a group is named beside it.  Nothing here does anything.
