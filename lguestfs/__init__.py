@@ -18,10 +18,10 @@ travels through it:
 11. ``segments``   -- the GDT and TLS entries (spec 7).
 12. ``memory``     -- bounds-checked access to guest-physical memory.
 
-The interface, which the launcher shares, and nothing else of this package:
-``abi`` holds every constant of the requests and of the guest ABI; ``node`` is the node as seen
-from outside (its file names, the mount's fsname, the mount table).  ``mounting`` runs the daemon
-from another program (tests, ``scripts/run``, the bench), always unmounting after.
+The launcher shares exactly two modules of this package, the interface: ``abi`` holds every
+constant of the requests and of the guest ABI; ``node`` is the node as seen from outside (its
+file names, the mount's fsname, the mount table).  Programs that need a live mount for a while
+(the tests, ``scripts/run``, the bench) start and stop the daemon with ``mounting``.
 The launcher's own reading order is in ``launcher/__init__.py``; the guest side (C) is in
 ``launcher/guests/``.
 """
