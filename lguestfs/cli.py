@@ -14,6 +14,7 @@ import errno
 import faulthandler
 import logging
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import pyfuse3
 import trio
 
 from lguestfs import node
+from lguestfs.callers import require_request_callers
 from lguestfs.fs import MAX_TASKS, LguestFS
 
 log = logging.getLogger("lguestfs")
@@ -120,6 +122,14 @@ async def serve(fs: LguestFS, mountpoint: str) -> None:
         nursery.cancel_scope.cancel()
 
 
+def raise_descriptor_limit() -> None:
+    """Soft RLIMIT_NOFILE up to the hard limit: held requests and INITIALIZEs need descriptors."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        log.debug("descriptor limit raised from %d to %d", soft, hard)
+
+
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="lguestfs",
@@ -152,12 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     # A daemon that seems stuck: ``kill -USR1 <pid>`` writes every thread's stack to the log.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
+        require_request_callers()
         mountpoint = check_mountpoint(args.mountpoint)
-    except MountError as error:
+    except (MountError, RuntimeError) as error:
         print(f"lguestfs: {error}", file=sys.stderr)
         return EXIT_FAILURE
     if os.getuid() != 0:
         log.warning("not root: INITIALIZE cannot map launchers' memory (needs CAP_SYS_ADMIN)")
+    raise_descriptor_limit()
     # The source and subtype the mount table shows: how the launcher and others find us.
     options = {f"fsname={node.FSNAME}", f"subtype={node.FSNAME}", "default_permissions"}
     if args.allow_other:

@@ -27,24 +27,33 @@ Some facts about a FUSE regular file standing in for a character device
    no handle serialises on another.  Numbers are kept until the kernel FORGETs them.
 4. **No FUSE_INTERRUPT.**  pyfuse3 drops it, so a signal never reaches a handler.  A thread
    blocked in our read that gets a signal, SIGKILL included, sleeps uninterruptibly until we
-   answer.  So every 10 ms one watcher task (``protocol.Watcher``) looks at the caller of every
-   held request in ``/proc`` (``lguestfs.callers``): a signal interrupts the guest and the request
-   answers EINTR; a released guest or a daemon shutting down wakes it too.  FUSE cannot restart a
-   call (-ERESTARTSYS is not a valid answer), so a signal always means EINTR, even with
-   SA_RESTART.  An aborted connection (``umount -f``) is noticed by ``cli`` within a second.
-5. **No caller on read and write.**  pyfuse3 gives ``open()`` the opener's thread id and
-   ``read()``/``write()`` nothing.  Roles belong to opens: the owner is the handle whose open
-   became INITIALIZEd, and it is the opener's thread that is watched for signals.
+   answer.  So every 10 ms one watcher task (``protocol.Watcher``) looks at the thread of every
+   held request in ``/proc`` (``lguestfs.callers``): a signal that will run a handler or end the
+   process interrupts the guest and the request answers EINTR; a stop, SIGCONT, a ptrace attach
+   or an ignored or blocked signal leaves it held, as 2.6.24's restart would have (FUSE cannot
+   answer -ERESTARTSYS).  A released guest or a daemon shutting down wakes it too.  An aborted
+   connection (``umount -f``) is noticed by ``cli`` within a second.
+5. **Every request names its caller.**  The kernel sends the calling thread's id with every
+   request; the project's pyfuse3 build hands it to every handler (``callers.request_tid``).
+   Roles still belong to opens (the owner is the handle whose INITIALIZE succeeded, and any
+   thread with that descriptor acts as the owner), but the thread watched for signals is the one
+   that made the request, and INITIALIZE maps the memory of the process that made it.
 6. **flush is not release.**  FLUSH comes on every ``close()`` of any copy of a descriptor (a
    forked child exiting, close-on-exec); RELEASE on the last.  Only release frees a guest; flush
    does nothing, but must exist (ENOSYS would switch it off for the whole mount).
-7. **Held requests use up workers.**  Each held read or BREAK occupies one pyfuse3 worker task;
+7. **Descriptors.**  A handle holds no descriptor of the daemon's at rest (``callers``, fact 6)
+   and a held request one; the daemon raises its soft RLIMIT_NOFILE to the hard limit at start
+   (``cli``), and one process may hold at most ``MAX_HANDLES_PER_PROCESS`` handles (EMFILE past
+   that, like a process's own descriptor table).  A daemon out of descriptors answers EMFILE or
+   ENFILE and says so in the log.
+8. **Held requests use up workers.**  Each held read or BREAK occupies one pyfuse3 worker task;
    past ``max_tasks`` even release would queue behind them, so the daemon allows a thousand
    (``MAX_TASKS``): hundreds of guests, each with a held read and a held BREAK.
 
 Path: launcher -> **node** -> handle (``protocol``) -> guest -> CPU -> hypercall -> back.
 """
 
+import collections
 import enum
 import errno
 import functools
@@ -60,7 +69,7 @@ import pyfuse3
 import trio
 
 from lguestfs import status
-from lguestfs.callers import Caller, CallerGoneError
+from lguestfs.callers import Caller, CallerGoneError, DaemonOutOfFilesError, request_tid
 from lguestfs.node import GUESTS_NAME, NODE_NAME, STATUS_NAME, WAKER_NAME
 from lguestfs.protocol import (
     DeviceHandle,
@@ -78,6 +87,9 @@ log = logging.getLogger(__name__)
 # pyfuse3 worker tasks: one per held read or BREAK, plus the ordinary traffic.  A busy worker
 # holds a ~136 KiB request buffer, so this also bounds the daemon's memory under a flood.
 MAX_TASKS = 1000
+# Handles (``lguest`` and ``waker`` opens) one process may hold at once: a launcher needs two or
+# three; the bound keeps one process from filling the daemon's tables (EMFILE past it).
+MAX_HANDLES_PER_PROCESS = 1024
 GUESTS_INODE = pyfuse3.ROOT_INODE + 1
 
 
@@ -155,6 +167,7 @@ class LguestFS(pyfuse3.Operations):
         self.guest_dirs: dict[str, Node] = {}  # session name -> its directory's node
         self.next_inode = GUESTS_INODE + 1
         self.handles: dict[int, Handle | StatusText] = {}
+        self.handles_of: collections.Counter[int] = collections.Counter()  # opener pid -> handles
         self.next_fh = 1
         self.started_ns = time.time_ns()
         self.uid, self.gid = os.getuid(), os.getgid()
@@ -306,11 +319,7 @@ class LguestFS(pyfuse3.Operations):
             assert node.session is not None
             opened = StatusText(status.render(node.session))
         elif node.kind in (Kind.DEVICE, Kind.WAKER):
-            try:
-                caller = Caller(ctx.pid)
-            except CallerGoneError as error:
-                log.warning("open by a caller that cannot be identified: %s", error)
-                raise pyfuse3.FUSEError(errno.ESRCH) from None
+            caller = self._opener(ctx.pid)
             if node.session is None:
                 opened = DeviceHandle(caller, self.registry, self.starter)
             else:
@@ -321,7 +330,28 @@ class LguestFS(pyfuse3.Operations):
         fh = self.next_fh
         self.next_fh += 1
         self.handles[fh] = opened
+        if isinstance(opened, Handle):
+            self.handles_of[opened.caller.pid] += 1
         return pyfuse3.FileInfo(fh=fh, direct_io=True, nonseekable=node.kind is not Kind.STATUS)
+
+    def _opener(self, tid: int) -> Caller:
+        """The caller of an open of ``lguest`` or ``waker``, within its process's bound."""
+        try:
+            caller = Caller(tid)
+        except DaemonOutOfFilesError as error:
+            log.error("open refused: the daemon is out of descriptors: %s", error)
+            raise pyfuse3.FUSEError(error.errno) from None
+        except CallerGoneError as error:
+            log.warning("open by a caller that cannot be identified: %s", error)
+            raise pyfuse3.FUSEError(errno.ESRCH) from None
+        if self.handles_of[caller.pid] >= MAX_HANDLES_PER_PROCESS:
+            log.warning(
+                "open refused: process %d holds %d handles already (the bound)",
+                caller.pid,
+                MAX_HANDLES_PER_PROCESS,
+            )
+            raise pyfuse3.FUSEError(errno.EMFILE)
+        return caller
 
     def _handle(self, fh: int) -> Handle | StatusText:
         opened = self.handles.get(fh)
@@ -334,14 +364,14 @@ class LguestFS(pyfuse3.Operations):
         opened = self._handle(fh)
         if isinstance(opened, StatusText):
             return opened.data[off : off + size]
-        return await opened.read(size)
+        return await opened.read(size, request_tid())
 
     @guarded
     async def write(self, fh: int, off: int, buf: bytes) -> int:
         opened = self._handle(fh)
         if isinstance(opened, StatusText):
             raise pyfuse3.FUSEError(errno.EPERM)
-        return await opened.write(buf)
+        return await opened.write(buf, request_tid())
 
     @guarded
     async def flush(self, fh: int) -> None:
@@ -351,6 +381,9 @@ class LguestFS(pyfuse3.Operations):
     async def release(self, fh: int) -> None:
         opened = self.handles.pop(fh, None)
         if isinstance(opened, Handle):
+            self.handles_of[opened.caller.pid] -= 1
+            if not self.handles_of[opened.caller.pid]:
+                del self.handles_of[opened.caller.pid]
             log.debug("release %r", opened)
             await opened.release()
 

@@ -11,15 +11,19 @@ something to tell the launcher.  Here it is the same state machine, driven by ``
   only BREAK; see ``lguestfs.fs`` for why it cannot share the launcher's descriptor);
 * a :class:`Session` is what INITIALIZE creates: the guest, its break flag, its counters.
 
-"Owner" is the handle, not the task: FUSE tells us who opened a file, not who reads or writes it
-(``lguestfs.callers``).  The checks run in the kernel's order, first match wins, and every errno
-that a misbehaving launcher can provoke is logged with its reason.
+"Owner" is the handle, not the task: any thread using the owner's descriptor acts as the owner.
+But every request knows its own caller (``lguestfs.callers``): INITIALIZE maps the memory of the
+process that makes it, and a held read or BREAK watches the thread that made it.  The checks run
+in the kernel's order, first match wins, and every errno that a misbehaving launcher can provoke
+is logged with its reason.
 
 Reads and BREAK 1 writes block without holding the trio thread.  A read runs the guest on trio's
 thread for at most ``guest.RUN_HERE_FOR`` (most notify round trips end there, without a thread
 hop); the rest runs on the guest's own thread (``lguestfs.guest``), which reports back through
 ``on_exit`` and ``run_sync_soon``.  Meanwhile one :class:`Watcher` task looks at every held
-request's caller each ``POLL_INTERVAL`` for a signal, and wakes requests whose guest was released.
+request's thread each ``POLL_INTERVAL`` for a signal that 2.6.24 would have acted on (one that runs
+a handler or ends the process: ``callers.interrupting_signal``), and wakes requests whose guest
+was released.
 
 Path: launcher -> node (``fs``) -> **handle** -> guest (``guest``) -> CPU -> hypercall -> back.
 """
@@ -46,7 +50,7 @@ from lguestfs.abi import (
     LHREQ_IRQ,
     REQUEST_NAMES,
 )
-from lguestfs.callers import Caller, ThreadState
+from lguestfs.callers import Caller, CallerGoneError, DaemonOutOfFilesError, HeldThread, ThreadState
 from lguestfs.guest import Guest, RunExit
 from lguestfs.memory import GuestMemory
 from lguestfs.node import guest_name
@@ -73,8 +77,9 @@ def words(data: bytes, word_bytes: int, count: int) -> tuple[int, ...] | None:
 
 
 def start_guest(caller: Caller, base: int, pfnlimit: int, pgdir: int, start: int) -> Guest:
-    """INITIALIZE's real work, off the trio thread: share the launcher's memory, build the guest."""
-    backing: mmap.mmap = sharing.share_launcher_memory(caller.proc_dir, base, pfnlimit)
+    """INITIALIZE's real work, off the trio thread: share the caller's memory, build the guest."""
+    with caller.proc_dir() as proc_dir:
+        backing: mmap.mmap = sharing.share_launcher_memory(proc_dir, base, pfnlimit)
     try:
         memory = GuestMemory(backing, pfnlimit)
     except BaseException:
@@ -105,7 +110,7 @@ class Counters:
 class Held:
     """A request we are holding (a read, a BREAK 1): whose it is, and how to end it early."""
 
-    caller: Caller
+    thread: HeldThread  # the thread that made the request (not the handle's opener)
     session: "Session"
     on_signal: Callable[[], None]  # a read interrupts the guest; a breaker just wakes up
     wake: trio.Event  # set to make the holder look again (closing, giving up)
@@ -120,7 +125,15 @@ class Held:
         if self.session.closed_errno:
             self.wake.set()
         elif self.signalled_at is None:
-            if self.caller.thread_state() is not ThreadState.WAITING:
+            try:
+                state = self.thread.state()
+            except DaemonOutOfFilesError as error:  # look again next time
+                log.warning("cannot watch a held request for signals: %s", error)
+                return
+            if state is not ThreadState.WAITING:
+                log.debug(
+                    "%s: %s, %s: the request ends", self.session.name, self.thread, state.value
+                )
                 self.signalled_at = now
                 self.on_signal()
         elif now - self.signalled_at > STOP_GRACE and not self.abandoned:
@@ -151,6 +164,7 @@ class Watcher:
 
     def release(self, held: Held) -> None:
         self._held.discard(held)
+        held.thread.close()
 
     async def _watch(self) -> None:
         while True:
@@ -164,8 +178,8 @@ class Watcher:
                 try:
                     held.look(now)
                 except Exception:  # a bug here must not end the daemon (this is a system task)
-                    log.exception("internal error while watching %s", held.caller)
-                    self._held.discard(held)
+                    log.exception("internal error while watching %s", held.thread)
+                    self.release(held)
                     held.abandoned = True  # the request ends now rather than wait unwatched
                     held.wake.set()
 
@@ -212,11 +226,12 @@ class Session:
             woken.set()
         self._breakers.clear()
 
-    async def wait_break_cleared(self, breaker: Caller) -> None:
-        """Block a BREAK 1 writer until someone writes BREAK 0; a signal ends it with EINTR."""
+    async def wait_break_cleared(self, breaker: int) -> None:
+        """Block a BREAK 1 writer (thread ``breaker``) until someone writes BREAK 0; a signal that
+        runs a handler or ends the process ends it with EINTR."""
         while self.break_on:
             woken = trio.Event()
-            held = Held(breaker, self, woken.set, woken)
+            held = Held(HeldThread(breaker), self, woken.set, woken)
             self._breakers.add(woken)
             self.watcher.hold(held)
             try:
@@ -226,7 +241,8 @@ class Session:
                 self._breakers.discard(woken)
             self._check_open()
             if held.signalled and self.break_on:
-                fail(errno.EINTR, f"{self.name}: BREAK by {breaker} signalled", logging.DEBUG)
+                why = held.thread.why
+                fail(errno.EINTR, f"{self.name}: BREAK by {held.thread}: {why}", logging.DEBUG)
 
     # --- Running the guest (spec 1.3 step 5, spec 2) ---------------------------------------
 
@@ -244,10 +260,11 @@ class Session:
         self.running = False
         self._exit_arrived.set()
 
-    async def run(self, reader: Caller) -> tuple[RunExit, int]:
-        """Run the guest for one read; held until it exits.
+    async def run(self, reader: int) -> tuple[RunExit, int]:
+        """Run the guest for one read by thread ``reader``; held until it exits.
 
-        A signal to the reader makes the watcher interrupt the guest, so the run ends with
+        A signal to the reader that runs a handler or ends its process makes the watcher
+        interrupt the guest, so the run ends with
         SIGNAL (unless a notify or the death got there first, as in the kernel's loop).  A guest
         that does not stop within ``STOP_GRACE`` (a Host bug) does not keep the launcher
         unkillable: the read ends with EINTR anyway, and later reads are EBUSY until it stops.
@@ -259,7 +276,7 @@ class Session:
             return self._exit
         # The exit can only arrive at an await (run_sync_soon), so this event is in time for it.
         arrived = self._exit_arrived = trio.Event()
-        held = Held(reader, self, self.guest.interrupt, arrived)
+        held = Held(HeldThread(reader), self, self.guest.interrupt, arrived)
         self.watcher.hold(held)
         try:
             while self._exit is None:
@@ -327,8 +344,8 @@ class Handle:
         role = "owner" if self.is_owner else "waker"
         return f"{role} of guest {self.session.name} [{self.caller}]"
 
-    async def write(self, data: bytes) -> int:
-        """The checks of spec 1.2, in order; then dispatch."""
+    async def write(self, data: bytes, tid: int) -> int:
+        """The checks of spec 1.2, in order; then dispatch.  ``tid``: the writing thread."""
         request = words(data, self.word_bytes, 1)
         if request is None:
             fail(errno.EFAULT, f"{self}: write of {len(data)} bytes has no request word")
@@ -338,7 +355,7 @@ class Handle:
         if session is None:
             if req != LHREQ_INITIALIZE:
                 fail(errno.EINVAL, f"{self}: {name} before INITIALIZE")
-            return await self.initialize(data)
+            return await self.initialize(data, tid)
         if session.closed_errno:
             fail(session.closed_errno, f"{self}: {name}: the guest is gone")
         if session.dead:
@@ -350,10 +367,10 @@ class Handle:
         if req == LHREQ_IRQ:
             return self.irq(session, data)
         if req == LHREQ_BREAK:
-            return await self.break_(session, data)
+            return await self.break_(session, data, tid)
         fail(errno.EINVAL, f"{self}: unknown request {name}")
 
-    async def initialize(self, data: bytes) -> int:
+    async def initialize(self, data: bytes, tid: int) -> int:
         fail(errno.EPERM, f"{self}: INITIALIZE on a waker")  # only a DeviceHandle may initialise
 
     def irq(self, session: Session, data: bytes) -> int:
@@ -367,7 +384,7 @@ class Handle:
         session.counters.irqs_sent += 1
         return 0
 
-    async def break_(self, session: Session, data: bytes) -> int:
+    async def break_(self, session: Session, data: bytes, tid: int) -> int:
         args = words(data, self.word_bytes, 2)
         if args is None:
             fail(errno.EFAULT, f"{self}: BREAK without its argument word")
@@ -375,17 +392,20 @@ class Handle:
             session.clear_break()
             return 0
         session.set_break()
-        await session.wait_break_cleared(self.caller)
+        await session.wait_break_cleared(tid)
         return 0
 
-    async def read(self, size: int) -> bytes:
-        """The checks of spec 1.3 that every handle shares: uninitialised, then not the owner."""
+    async def read(self, size: int, tid: int) -> bytes:
+        """The checks of spec 1.3 that every handle shares: uninitialised, then not the owner.
+
+        ``tid``: the reading thread (any thread with the descriptor: 2.6.24 answered EPERM to
+        tasks other than the owner, but FUSE cannot tell a task from the handle's opener)."""
         if self.session is None:
             fail(errno.EINVAL, f"{self}: read before INITIALIZE")
         fail(errno.EPERM, f"{self}: read from a non-owner")
 
     async def release(self) -> None:
-        self.caller.close()
+        return None
 
 
 class DeviceHandle(Handle):
@@ -397,18 +417,28 @@ class DeviceHandle(Handle):
         self.starter = starter
         self.starting = False
 
-    async def initialize(self, data: bytes) -> int:
+    async def initialize(self, data: bytes, tid: int) -> int:
+        """Make this handle the owner of a guest whose memory is that of the process making the
+        INITIALIZE (thread ``tid``), whoever opened the handle: never a third process's."""
         args = words(data, self.word_bytes, 1 + INITIALIZE_ARGS)
         if args is None:
             fail(errno.EFAULT, f"{self}: INITIALIZE needs {INITIALIZE_ARGS} argument words")
         if self.starting:  # another thread sharing the descriptor got here first
             fail(errno.EBUSY, f"{self}: INITIALIZE already in progress")
         base, pfnlimit, pgdir, start = args[1:]
-        caller = self.caller
-        start_args = (caller, base, pfnlimit, pgdir, start)
         self.starting = True
         try:
+            caller = Caller(tid)  # held: it cannot go (callers, fact 2), nor can its memory
+            start_args = (caller, base, pfnlimit, pgdir, start)
             guest = await trio.to_thread.run_sync(self.starter, *start_args)
+        except DaemonOutOfFilesError as error:
+            fail(
+                error.errno,
+                f"{self}: INITIALIZE: the daemon is out of descriptors: {error}",
+                logging.ERROR,
+            )
+        except CallerGoneError as error:
+            fail(errno.ESRCH, f"{self}: INITIALIZE: the caller has gone: {error}")
         except sharing.SharingError as error:
             fail(
                 errno.EFAULT,
@@ -432,10 +462,10 @@ class DeviceHandle(Handle):
         )
         return INITIALIZE_ARGS * self.word_bytes
 
-    async def read(self, size: int) -> bytes:
+    async def read(self, size: int, tid: int) -> bytes:
         session = self.session
         if session is None:
-            return await super().read(size)
+            return await super().read(size, tid)
         if session.closed_errno:
             fail(session.closed_errno, f"{self}: read: the guest is gone")
         if session.dead:
@@ -443,7 +473,7 @@ class DeviceHandle(Handle):
         if session.running:
             fail(errno.EBUSY, f"{self}: the guest is still running an earlier read")
         session.counters.reads += 1
-        kind, value = await session.run(self.caller)
+        kind, value = await session.run(tid)
         if kind is RunExit.NOTIFY:
             if size < self.word_bytes:
                 fail(errno.EFAULT, f"{self}: notify {value:#x} lost: a {size}-byte read")

@@ -42,7 +42,7 @@ def reasonless_starter(caller: Caller, base: int, pfnlimit: int, pgdir: int, sta
 
 async def read_errno(handle: DeviceHandle, size: int) -> int:
     with pytest.raises(pyfuse3.FUSEError) as failure:
-        await handle.read(size)
+        await handle.read(size, threading.get_native_id())
     return failure.value.errno
 
 
@@ -52,7 +52,7 @@ def test_reads_after_a_death_without_reason_are_enomem() -> None:
         handle = DeviceHandle(caller, Registry(), reasonless_starter)
         word = handle.word_bytes
         request = struct.pack(f"<5{'I' if word == 4 else 'Q'}", 0, 0, 1, 0, 0)
-        assert await handle.write(request) == 4 * word
+        assert await handle.write(request, threading.get_native_id()) == 4 * word
         answers = [await read_errno(handle, 1024) for _ in range(3)]
         await handle.release()
         return answers

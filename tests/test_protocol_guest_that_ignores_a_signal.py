@@ -19,7 +19,7 @@ import pyfuse3
 import pytest
 import trio
 
-from lguestfs.callers import Caller, ThreadState
+from lguestfs.callers import Caller, HeldThread, ThreadState
 from lguestfs.guest import Guest, RunExit
 from lguestfs.protocol import STOP_GRACE, DeviceHandle, Registry
 
@@ -46,24 +46,24 @@ class DeafGuest:
 
 async def read_errno(handle: DeviceHandle) -> int:
     with pytest.raises(pyfuse3.FUSEError) as failure:
-        await handle.read(8)
+        await handle.read(8, threading.get_native_id())
     return failure.value.errno
 
 
 def test_read_ends_with_eintr_when_the_guest_ignores_the_signal(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     guest = DeafGuest()
+    monkeypatch.setattr(HeldThread, "state", lambda self: ThreadState.SIGNALLED)
 
     def starter(caller: Caller, base: int, pfnlimit: int, pgdir: int, start: int) -> Guest:
         return cast(Guest, guest)
 
     async def scenario() -> list[int]:
         caller = Caller(threading.get_native_id())
-        caller.thread_state = lambda: ThreadState.SIGNALLED  # type: ignore[method-assign]
         handle = DeviceHandle(caller, Registry(), starter)
         word = "I" if handle.word_bytes == 4 else "Q"
-        await handle.write(struct.pack(f"<5{word}", 0, 0, 1, 0, 0))
+        await handle.write(struct.pack(f"<5{word}", 0, 0, 1, 0, 0), threading.get_native_id())
         started = trio.current_time()
         answers = [await read_errno(handle)]
         assert trio.current_time() - started >= STOP_GRACE

@@ -12,6 +12,11 @@
  *   mapfd FD PAGES       ok BASE         map an inherited descriptor shared
  *   private PAGES        ok BASE         a private anonymous mapping (INITIALIZE must refuse it)
  *   catch SIGNAL         ok 0            handle SIGNAL (a number) without SA_RESTART
+ *   ignore SIGNAL        ok 0            set SIGNAL to SIG_IGN
+ *   block SIGNAL         ok 0            add SIGNAL to the blocked mask
+ *   threadopen PATH      ok FD           open(PATH, O_RDWR) in a thread that then exits
+ *   forkread FD SIZE     ok PID          a forked child reads FD, then exits with 0 or the errno
+ *   wait PID             ok CODE SIGNAL  waitpid: exit code (-1 if killed) and killing signal
  *   pid                  ok PID TID
  *
  * Words and sizes are C numbers (decimal, or hex with 0x).  A signal that was caught answers
@@ -19,12 +24,14 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <fcntl.h>
 
@@ -49,6 +56,11 @@ static void answer_map(void *base)
 static void on_signal(int signum)
 {
 	(void)signum;
+}
+
+static void *open_in_thread(void *path)
+{
+	return (void *)(long)open(path, O_RDWR);
 }
 
 static int hex_to_bytes(const char *hex, unsigned char *out)
@@ -128,6 +140,42 @@ static void command(char *line)
 
 		ret = sigaction((int)strtol(arg, NULL, 0), &action, NULL);
 		ret < 0 ? answer_errno() : (void)printf("ok 0\n");
+	} else if (!strcmp(verb, "ignore")) {
+		ret = signal((int)strtol(arg, NULL, 0), SIG_IGN) == SIG_ERR ? -1 : 0;
+		ret < 0 ? answer_errno() : (void)printf("ok 0\n");
+	} else if (!strcmp(verb, "block")) {
+		sigset_t set;
+
+		sigemptyset(&set);
+		sigaddset(&set, (int)strtol(arg, NULL, 0));
+		ret = sigprocmask(SIG_BLOCK, &set, NULL);
+		ret < 0 ? answer_errno() : (void)printf("ok 0\n");
+	} else if (!strcmp(verb, "threadopen")) {
+		pthread_t thread;
+		void *fd;
+
+		errno = pthread_create(&thread, NULL, open_in_thread, arg);
+		if (errno || (errno = pthread_join(thread, &fd)))
+			answer_errno();
+		else
+			(long)fd < 0 ? answer_errno() : (void)printf("ok %ld\n", (long)fd);
+	} else if (!strcmp(verb, "forkread")) {
+		int fd = (int)strtol(arg, NULL, 0);
+		size_t size = strtoul(strtok(NULL, " \n"), NULL, 0);
+		pid_t child = fork();
+
+		if (child == 0)
+			_exit(read(fd, buffer, size < MAX_BYTES ? size : MAX_BYTES) < 0 ? errno : 0);
+		child < 0 ? answer_errno() : (void)printf("ok %d\n", child);
+	} else if (!strcmp(verb, "wait")) {
+		int status;
+
+		ret = waitpid((pid_t)strtol(arg, NULL, 0), &status, 0);
+		if (ret < 0)
+			answer_errno();
+		else
+			printf("ok %d %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+			       WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 	} else if (!strcmp(verb, "pid")) {
 		printf("ok %d %ld\n", getpid(), (long)syscall(SYS_gettid));
 	} else {

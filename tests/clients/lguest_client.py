@@ -72,6 +72,33 @@ def command(line: str) -> str:
     if verb == "catch":
         signal.signal(int(args[0], 0), on_signal)
         return "ok 0"
+    if verb == "ignore":
+        signal.signal(int(args[0], 0), signal.SIG_IGN)
+        return "ok 0"
+    if verb == "block":
+        signal.pthread_sigmask(signal.SIG_BLOCK, {int(args[0], 0)})
+        return "ok 0"
+    if verb == "threadopen":
+        opened: list[int] = []
+        opener = threading.Thread(target=lambda: opened.append(os.open(args[0], os.O_RDWR)))
+        opener.start()
+        opener.join()
+        return f"ok {opened[0]}" if opened else f"err {errno.EIO}"
+    if verb == "forkread":
+        child = os.fork()
+        if child == 0:
+            try:
+                os.read(int(args[0], 0), int(args[1], 0))
+            except OSError as error:
+                os._exit(error.errno or errno.EIO)
+            except Interrupted:
+                os._exit(errno.EINTR)
+            os._exit(0)
+        return f"ok {child}"
+    if verb == "wait":
+        status = os.waitpid(int(args[0], 0), 0)[1]
+        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+        return f"ok {code} {os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0}"
     if verb == "pid":
         return f"ok {os.getpid()} {threading.get_native_id()}"
     return f"err {errno.EINVAL}"
