@@ -1,0 +1,177 @@
+"""Hostile callers: a descriptor used by a process or thread other than its opener.
+
+Issue 11's breaks 4, 5, 6 and 7, each through a real mount and real processes.  The daemon
+learns the caller of every request from the kernel (``lguestfs.callers``), so:
+
+* a forked child reading the owner's descriptor is the thread watched for signals: SIGKILL frees
+  it, its own handled signal ends its read, and the parent stuck behind it on the descriptor's
+  f_pos lock (state D, no signal) does not end it (break 4);
+* INITIALIZE maps the memory of the process that makes it, never the opener's (break 5);
+* a handle costs the daemon no descriptor at rest, one process may hold
+  ``MAX_HANDLES_PER_PROCESS`` of them, and a daemon out of descriptors says EMFILE, never ESRCH
+  (break 6);
+* a read after the opening thread has exited is not interrupted by that thread's absence (break 7).
+"""
+
+import ctypes
+import errno
+import mmap
+import os
+import resource
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lguestfs.fs import MAX_HANDLES_PER_PROCESS
+from tests.clients import Client, GuestImage, guest_image, load_guest
+from tests.support.mount import Mount, mounted, skip_reason
+from tests.support.polling import wait_for, wait_until
+
+HOLD = 0.3  # seconds a request must stay blocked to count as left alone
+DEATH_TIMEOUT = 5.0  # seconds: a liveness bound, not a performance figure
+FD_SLACK = 8  # descriptors the daemon may open for its own reasons meanwhile
+
+
+def daemon_fds(mount: Mount) -> int:
+    return len(os.listdir(f"/proc/{mount.process.pid}/fd"))
+
+
+def process_state(pid: int) -> str:
+    """The state letter of ``pid`` ("Z" once dead and not yet reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "gone"
+
+
+@pytest.fixture
+def spin() -> Iterator[GuestImage]:
+    image = guest_image("spin")
+    yield image
+    image.close()
+
+
+def owner_of_spinning_guest(launcher: Client, mount: Mount, image: GuestImage) -> int:
+    fd = launcher.open(mount.node)
+    load_guest(launcher, fd, image)
+    return fd
+
+
+def test_forked_child_reading_the_owners_descriptor_dies_of_sigkill(
+    mount: Mount, client_builds: Path, spin: GuestImage
+) -> None:
+    with Client.start("c32", client_builds, pass_fds=(spin.fd,)) as launcher:
+        fd = owner_of_spinning_guest(launcher, mount, spin)
+        child = launcher.request(f"forkread {fd} 8").number
+        wait_until(lambda: process_state(child) == "S", DEATH_TIMEOUT, "blocked in its read")
+        os.kill(child, signal.SIGKILL)
+        assert wait_for(lambda: process_state(child) == "Z", DEATH_TIMEOUT), process_state(child)
+        assert launcher.request(f"wait {child}").values == ["-1", str(signal.SIGKILL)]
+
+
+def test_forked_reader_keeps_its_read_while_the_parent_waits_on_the_descriptor(
+    mount: Mount, client_builds: Path, spin: GuestImage
+) -> None:
+    """The parent's IRQ write sleeps (state D) on the f_pos lock the child's read holds: no
+    signal anywhere, so no EINTR; the child's own handled signal does end its read."""
+    with Client.start("c32", client_builds, pass_fds=(spin.fd,)) as launcher:
+        assert launcher.request(f"catch {signal.SIGUSR1}").ok  # inherited by the child
+        fd = owner_of_spinning_guest(launcher, mount, spin)
+        child = launcher.request(f"forkread {fd} 8").number
+        wait_until(lambda: process_state(child) == "S", DEATH_TIMEOUT, "blocked in its read")
+        launcher.send(f"write {fd} 2 0")  # IRQ 0, behind the child's read
+        launcher.no_answer(HOLD)
+        assert process_state(child) == "S", "the child's read ended with no signal sent"
+        os.kill(child, signal.SIGUSR1)
+        assert launcher.answer(DEATH_TIMEOUT).values == ["0"]  # the IRQ, once the read ended
+        assert launcher.request(f"wait {child}").values == [str(errno.EINTR), "0"]
+
+
+def test_initialize_maps_the_memory_of_its_caller_not_of_the_opener(
+    mount: Mount, client_builds: Path
+) -> None:
+    """The test process opens the node and maps a guest; a process that inherited the
+    descriptor INITIALIZEs with the opener's address: refused, as it has nothing there."""
+    image = guest_image("halt")
+    node = os.open(mount.node, os.O_RDWR)
+    memory = mmap.mmap(image.fd, image.pages * mmap.PAGESIZE, mmap.MAP_SHARED)
+    anchor = ctypes.c_char.from_buffer(memory)
+    try:
+        opener_base = ctypes.addressof(anchor)
+        with Client.start("c64", client_builds, pass_fds=(node, image.fd)) as other:
+            refused = other.write(node, 0, opener_base, image.pfnlimit, image.pgdir, image.entry)
+            assert refused.errno_name == "EFAULT"
+            assert os.listdir(mount.guests) == []
+            load_guest(other, node, image)  # its own memory: accepted, and the guest is its own
+            assert os.listdir(mount.guests) == [str(other.pid)]
+    finally:
+        del anchor
+        memory.close()
+        os.close(node)
+        image.close()
+
+
+def test_handles_cost_no_descriptor_and_one_process_holds_a_bounded_number(
+    mount: Mount,
+) -> None:
+    before = daemon_fds(mount)
+    handles: list[int] = []
+    try:
+        for _ in range(MAX_HANDLES_PER_PROCESS):
+            handles.append(os.open(mount.node, os.O_RDWR))
+        assert daemon_fds(mount) <= before + FD_SLACK, daemon_fds(mount) - before
+        with pytest.raises(OSError) as refused:
+            handles.append(os.open(mount.node, os.O_RDWR))
+        assert refused.value.errno == errno.EMFILE
+        assert f"holds {MAX_HANDLES_PER_PROCESS} handles" in mount.log()
+    finally:
+        for handle in handles:
+            os.close(handle)
+
+
+def test_a_daemon_out_of_descriptors_answers_emfile_not_esrch(mount: Mount) -> None:
+    daemon = mount.process.pid
+    soft, hard = resource.prlimit(daemon, resource.RLIMIT_NOFILE)
+    resource.prlimit(daemon, resource.RLIMIT_NOFILE, (daemon_fds(mount), hard))
+    try:
+        with pytest.raises(OSError) as refused:
+            os.close(os.open(mount.node, os.O_RDWR))
+    finally:
+        resource.prlimit(daemon, resource.RLIMIT_NOFILE, (soft, hard))
+    assert refused.value.errno in (errno.EMFILE, errno.ENFILE)
+    assert "out of descriptors" in mount.log()
+    os.close(os.open(mount.node, os.O_RDWR))  # and it recovers
+
+
+def test_the_daemon_raises_its_descriptor_limit_to_the_hard_limit(tmp_path: Path) -> None:
+    reason = skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, hard // 2), hard))  # inherited
+    try:
+        with mounted(tmp_path / "mnt") as mount:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+            assert resource.prlimit(mount.process.pid, resource.RLIMIT_NOFILE) == (hard, hard)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_read_after_the_opening_thread_exited_is_not_interrupted(
+    mount: Mount, client_builds: Path
+) -> None:
+    image = guest_image("halt")
+    try:
+        with Client.start("c32", client_builds, pass_fds=(image.fd,)) as launcher:
+            assert launcher.request(f"catch {signal.SIGUSR1}").ok
+            fd = launcher.request(f"threadopen {mount.node}").number
+            load_guest(launcher, fd, image)
+            launcher.send(f"read {fd} 8")
+            launcher.no_answer(HOLD)
+            launcher.kill(signal.SIGUSR1)  # and its reader's signals are seen
+            assert launcher.answer(DEATH_TIMEOUT).errno_name == "EINTR"
+    finally:
+        image.close()
