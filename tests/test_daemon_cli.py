@@ -23,10 +23,12 @@ def needs_fuse() -> None:
         pytest.skip(reason)
 
 
-def run_daemon(*args: str) -> subprocess.CompletedProcess[str]:
+def run_daemon(
+    *args: str, python: tuple[str, ...] = ("-m", "lguestfs")
+) -> subprocess.CompletedProcess[str]:
     environment = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     return subprocess.run(
-        [sys.executable, "-m", "lguestfs", *args],
+        [sys.executable, *python, *args],
         capture_output=True,
         text=True,
         env=environment,
@@ -49,6 +51,16 @@ def test_missing_mountpoint_is_refused_in_one_line(tmp_path: Path) -> None:
 def test_file_as_mountpoint_is_refused_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     assert_refused(run_daemon(str(tmp_path / "file")), "is not a directory")
+
+
+def test_a_pyfuse3_that_cannot_name_callers_is_refused_in_one_line(tmp_path: Path) -> None:
+    """Without the project's pyfuse3 patch no request would know its caller."""
+    daemon = (
+        "import sys, pyfuse3; del pyfuse3.current_request; "
+        "from lguestfs.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    result = run_daemon(str(tmp_path), python=("-c", daemon))
+    assert_refused(result, "lacks current_request(): run scripts/setup")
 
 
 def test_live_fuse_mount_is_refused_in_one_line(mount: Mount) -> None:
