@@ -4,6 +4,8 @@
   unmounted and checked for internal errors after the test; skipped without root or /dev/fuse.
 * ``client_builds``: a directory where the C clients of ``tests/clients`` are compiled once per run.
 * ``guest_os``: the default guest's ELF; ``peer``: a UDP socket for a launcher's network link.
+* ``halt_image``, ``spin_image``: the ``halt`` and ``spin`` test guests laid out in a memfd, for
+  ``tests.clients.open_guest`` (a halted guest's read blocks for ever; a spinning one's too, busy).
 """
 
 import socket
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from launcher.guests.build import build_guest
+from tests.clients import GuestImage, guest_image
 from tests.support.mount import Mount, mounted, skip_reason
 
 
@@ -34,6 +37,20 @@ def client_builds(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def guest_os() -> Path:
     """The default guest's ELF (``launcher/guests/os``), built once per run."""
     return build_guest("os")
+
+
+@pytest.fixture
+def halt_image() -> Iterator[GuestImage]:
+    image = guest_image("halt")
+    yield image
+    image.close()
+
+
+@pytest.fixture
+def spin_image() -> Iterator[GuestImage]:
+    image = guest_image("spin")
+    yield image
+    image.close()
 
 
 @pytest.fixture

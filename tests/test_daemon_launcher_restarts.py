@@ -9,6 +9,7 @@ the launcher running, and then end the read with a handled signal: it answers EI
 same read was in flight all along.
 """
 
+import contextlib
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.clients import Client, guest_image, load_guest
+from tests.clients import Client, GuestImage, open_guest
 from tests.support.mount import Mount
 from tests.support.polling import wait_until
 
@@ -36,21 +37,34 @@ def proc_status(pid: int, field: str) -> str:
 
 
 @pytest.fixture
-def blocked(mount: Mount, client_builds: Path) -> Iterator[Client]:
+def blocked(mount: Mount, client_builds: Path, halt_image: GuestImage) -> Iterator[Client]:
     """A C launcher blocked in a read of its halted guest, catching, ignoring, blocking signals."""
-    image = guest_image("halt")
+    with Client.start("c32", client_builds, pass_fds=(halt_image.fd,)) as launcher:
+        assert launcher.request(f"catch {HANDLED}").ok
+        assert launcher.request(f"ignore {IGNORED}").ok
+        assert launcher.request(f"block {BLOCKED}").ok
+        fd = open_guest(launcher, mount.node, halt_image)
+        launcher.send(f"read {fd} 8")
+        launcher.no_answer(0.2)
+        yield launcher
+
+
+@contextlib.contextmanager
+def traced(launcher: Client) -> Iterator[None]:
+    """``strace -p`` attached to ``launcher`` for the block; the tracer killed at its end.
+
+    The tracer's own detach would wait for the trap stop that only the read's end brings (see
+    the README's differences); a tracer that dies detaches at once.
+    """
+    tracer = subprocess.Popen(
+        ["strace", "-p", str(launcher.pid), "-o", "/dev/null"], stderr=subprocess.DEVNULL
+    )
     try:
-        with Client.start("c32", client_builds, pass_fds=(image.fd,)) as launcher:
-            assert launcher.request(f"catch {HANDLED}").ok
-            assert launcher.request(f"ignore {IGNORED}").ok
-            assert launcher.request(f"block {BLOCKED}").ok
-            fd = launcher.open(mount.node)
-            load_guest(launcher, fd, image)
-            launcher.send(f"read {fd} 8")
-            launcher.no_answer(0.2)
-            yield launcher
+        wait_until(lambda: proc_status(launcher.pid, "TracerPid") != "0", 5.0, "traced")
+        yield
     finally:
-        image.close()
+        tracer.kill()
+        tracer.wait()
 
 
 def still_in_flight(launcher: Client) -> None:
@@ -84,29 +98,13 @@ def test_a_signal_without_handler_or_death_leaves_the_read_in_flight(
 
 
 def test_strace_attach_and_detach_leave_the_read_in_flight(blocked: Client) -> None:
-    tracer = subprocess.Popen(
-        ["strace", "-p", str(blocked.pid), "-o", "/dev/null"], stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_until(lambda: proc_status(blocked.pid, "TracerPid") != "0", 5.0, "traced")
+    with traced(blocked):
         blocked.no_answer(HOLD)
-    finally:
-        # The tracer's own detach would wait for the trap stop that only the read's end brings;
-        # a tracer that dies detaches at once.
-        tracer.kill()
-        tracer.wait()
     wait_until(lambda: proc_status(blocked.pid, "TracerPid") == "0", 5.0, "detached")
     still_in_flight(blocked)
 
 
 def test_a_fatal_signal_still_ends_a_traced_launcher(blocked: Client) -> None:
-    tracer = subprocess.Popen(
-        ["strace", "-p", str(blocked.pid), "-o", "/dev/null"], stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_until(lambda: proc_status(blocked.pid, "TracerPid") != "0", 5.0, "traced")
+    with traced(blocked):
         blocked.kill(signal.SIGKILL)
         assert blocked.process.wait(ANSWER_TIMEOUT) == -signal.SIGKILL
-    finally:
-        tracer.kill()
-        tracer.wait()

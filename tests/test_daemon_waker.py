@@ -10,36 +10,15 @@ BREAK 0, and the waker's write returning 0.
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.clients import KINDS, Client, GuestImage, guest_image, load_guest
+from tests.clients import KINDS, Client, GuestImage, open_guest
 from tests.support.mount import Mount
 
 ROUNDS = 20
 BLOCKED = 0.2
-
-
-@pytest.fixture(scope="module")
-def halt_image() -> Iterator[GuestImage]:
-    image = guest_image("halt")
-    yield image
-    image.close()
-
-
-@pytest.fixture(scope="module")
-def spin_image() -> Iterator[GuestImage]:
-    image = guest_image("spin")
-    yield image
-    image.close()
-
-
-def start(launcher: Client, mount: Mount, image: GuestImage) -> int:
-    fd = launcher.open(mount.node)
-    load_guest(launcher, fd, image)
-    return fd
 
 
 def break_round(launcher: Client, fd: int, waker: Client, waker_fd: int) -> None:
@@ -68,7 +47,7 @@ def test_waker_process_breaks_the_guest_again_and_again_without_deadlock(
         Client.start(kind, client_builds, pass_fds=(image.fd,)) as launcher,
         Client.start(kind, client_builds) as waker,
     ):
-        fd = start(launcher, mount, image)
+        fd = open_guest(launcher, mount.node, image)
         waker_fd = waker.open(mount.waker(launcher.pid))
         for _ in range(ROUNDS):
             break_round(launcher, fd, waker, waker_fd)
@@ -82,7 +61,7 @@ def test_two_wakers_both_block_until_one_break_0(
         Client.start("c32", client_builds) as first,
         Client.start("py64", client_builds) as second,
     ):
-        fd = start(launcher, mount, halt_image)
+        fd = open_guest(launcher, mount.node, halt_image)
         wakers = [(waker, waker.open(mount.waker(launcher.pid))) for waker in (first, second)]
         for waker, waker_fd in wakers:
             waker.send(f"write {waker_fd} 3 1")
@@ -100,8 +79,8 @@ def test_two_guests_run_at_once_and_a_break_reaches_only_its_own(
         Client.start("py64", client_builds, pass_fds=(spin_image.fd,)) as spinning,
         Client.start("c32", client_builds) as waker,
     ):
-        halted_fd = start(halted, mount, halt_image)
-        spinning_fd = start(spinning, mount, spin_image)
+        halted_fd = open_guest(halted, mount.node, halt_image)
+        spinning_fd = open_guest(spinning, mount.node, spin_image)
         assert sorted(p.name for p in mount.guests.iterdir()) == sorted(
             [str(halted.pid), str(spinning.pid)]
         )
@@ -127,7 +106,7 @@ def test_killed_waker_leaves_the_break_flag_set_and_nothing_behind(
         Client.start("c32", client_builds, pass_fds=(halt_image.fd,)) as launcher,
         Client.start("c32", client_builds) as waker,
     ):
-        fd = start(launcher, mount, halt_image)
+        fd = open_guest(launcher, mount.node, halt_image)
         waker_fd = waker.open(mount.waker(launcher.pid))
         waker.send(f"write {waker_fd} 3 1")
         waker.no_answer(BLOCKED)
@@ -160,7 +139,7 @@ def test_many_held_breaks_never_stall_other_requests(
     mount: Mount, client_builds: Path, halt_image: GuestImage
 ) -> None:
     with Client.start("c32", client_builds, pass_fds=(halt_image.fd,)) as launcher:
-        fd = start(launcher, mount, halt_image)
+        fd = open_guest(launcher, mount.node, halt_image)
         breakers = subprocess.Popen(
             [
                 sys.executable,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.clients import KINDS, Client, GuestImage, guest_image, load_guest
+from tests.clients import KINDS, Client, GuestImage, guest_image, load_guest, open_guest
 from tests.support.mount import Mount, mounted, skip_reason
 
 MEMORY_PAGES = 16
@@ -58,12 +58,6 @@ def initialise(owner: Client, mount: Mount) -> int:
     return fd
 
 
-def run_guest(owner: Client, mount: Mount, image: GuestImage) -> int:
-    fd = owner.open(mount.node)
-    load_guest(owner, fd, image)
-    return fd
-
-
 def image_fixture(name: str):  # type: ignore[no-untyped-def]
     @pytest.fixture
     def image() -> Iterator[GuestImage]:
@@ -76,7 +70,6 @@ def image_fixture(name: str):  # type: ignore[no-untyped-def]
     return image
 
 
-halt_image = image_fixture("halt")
 notify_image = image_fixture("notify")
 crash_image = image_fixture("crash")
 
@@ -94,7 +87,7 @@ def crashing_owner(kind: str, client_builds: Path, crash_image: GuestImage) -> I
 
 
 def dead_guest(owner: Client, mount: Mount, image: GuestImage) -> int:
-    fd = run_guest(owner, mount, image)
+    fd = open_guest(owner, mount.node, image)
     assert owner.read(fd, 1024).errno_name == "ENOENT"
     return fd
 
@@ -251,7 +244,7 @@ def test_break_by_the_owner_itself_blocks_until_another_task_sends_break_0(
 def test_signal_ends_a_blocked_break_with_eintr_and_the_flag_stays_set(
     mount: Mount, halted_owner: Client, other: Client, halt_image: GuestImage
 ) -> None:
-    fd = run_guest(halted_owner, mount, halt_image)  # row 14
+    fd = open_guest(halted_owner, mount.node, halt_image)  # row 14
     waker = other.open(mount.waker(halted_owner.pid))
     assert other.request(f"catch {signal.SIGUSR1}").ok
     other.send(f"write {waker} 3 1")
@@ -265,7 +258,7 @@ def test_signal_ends_a_blocked_break_with_eintr_and_the_flag_stays_set(
 def test_owner_read_while_break_is_set_is_eagain_until_break_0(
     mount: Mount, halted_owner: Client, other: Client, halt_image: GuestImage
 ) -> None:
-    fd = run_guest(halted_owner, mount, halt_image)  # row 15
+    fd = open_guest(halted_owner, mount.node, halt_image)  # row 15
     halted_owner.send(f"read {fd} 8")
     halted_owner.no_answer(BLOCKED)  # the guest is halted for ever
     waker = other.open(mount.waker(halted_owner.pid))
@@ -293,7 +286,7 @@ def test_read_by_another_task_is_eperm_alive_and_dead(
 def test_signal_ends_a_blocked_read_with_eintr(
     mount: Mount, halted_owner: Client, halt_image: GuestImage
 ) -> None:
-    fd = run_guest(halted_owner, mount, halt_image)  # row 17
+    fd = open_guest(halted_owner, mount.node, halt_image)  # row 17
     assert halted_owner.request(f"catch {signal.SIGUSR1}").ok
     halted_owner.send(f"read {fd} 8")
     halted_owner.no_answer(BLOCKED)
@@ -310,7 +303,7 @@ def test_guest_notify_returns_one_word_with_the_address(
     mount: Mount, kind: str, client_builds: Path, notify_image: GuestImage
 ) -> None:
     with Client.start(kind, client_builds, pass_fds=(notify_image.fd,)) as owner:
-        fd = run_guest(owner, mount, notify_image)  # row 18
+        fd = open_guest(owner, mount.node, notify_image)  # row 18
         seen = [owner.read(fd, 64).data for _ in range(2)]  # the "hello" string, then 0x4001000
         expected = struct.pack("<I" if owner.word_bytes == 4 else "<Q", 0x4001000)
         assert seen[1] == expected
@@ -327,7 +320,7 @@ def test_guest_notify_0_is_dropped_and_the_guest_keeps_running(
             Client.start(kind, client_builds, pass_fds=(image.fd,)) as owner,
             mmap.mmap(image.fd, image.pages * mmap.PAGESIZE, mmap.MAP_SHARED) as memory,
         ):
-            fd = run_guest(owner, mount, image)
+            fd = open_guest(owner, mount.node, image)
             printed = b""
             while (answer := owner.read(fd, 64)).ok:
                 address = int.from_bytes(answer.data, "little")
@@ -344,7 +337,9 @@ def test_64_bit_c_launcher_writes_and_reads_8_byte_words(
     mount: Mount, client_builds: Path, notify_image: GuestImage
 ) -> None:
     with Client.start("c64", client_builds, pass_fds=(notify_image.fd,)) as owner:
-        fd = run_guest(owner, mount, notify_image)  # INITIALIZE returned 32 (load_guest checks)
+        fd = open_guest(
+            owner, mount.node, notify_image
+        )  # INITIALIZE returned 32 (load_guest checks)
         owner.read(fd, 64)  # the "hello" string
         assert owner.read(fd, 64).data == struct.pack("<Q", 0x4001000)
         # {2, 1} in 4-byte words is, to a 64-bit caller, the one word 0x100000002: no such request.
@@ -354,7 +349,7 @@ def test_64_bit_c_launcher_writes_and_reads_8_byte_words(
 def test_read_during_which_the_guest_dies_is_enoent(
     mount: Mount, crashing_owner: Client, crash_image: GuestImage
 ) -> None:
-    fd = run_guest(crashing_owner, mount, crash_image)  # row 20
+    fd = open_guest(crashing_owner, mount.node, crash_image)  # row 20
     assert crashing_owner.read(fd, 1024).errno_name == "ENOENT"
 
 

@@ -19,13 +19,12 @@ import mmap
 import os
 import resource
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from lguestfs.fs import MAX_HANDLES_PER_PROCESS
-from tests.clients import Client, GuestImage, guest_image, load_guest
+from tests.clients import Client, GuestImage, load_guest, open_guest
 from tests.support.mount import Mount, mounted, skip_reason
 from tests.support.polling import wait_for, wait_until
 
@@ -47,24 +46,11 @@ def process_state(pid: int) -> str:
         return "gone"
 
 
-@pytest.fixture
-def spin() -> Iterator[GuestImage]:
-    image = guest_image("spin")
-    yield image
-    image.close()
-
-
-def owner_of_spinning_guest(launcher: Client, mount: Mount, image: GuestImage) -> int:
-    fd = launcher.open(mount.node)
-    load_guest(launcher, fd, image)
-    return fd
-
-
 def test_forked_child_reading_the_owners_descriptor_dies_of_sigkill(
-    mount: Mount, client_builds: Path, spin: GuestImage
+    mount: Mount, client_builds: Path, spin_image: GuestImage
 ) -> None:
-    with Client.start("c32", client_builds, pass_fds=(spin.fd,)) as launcher:
-        fd = owner_of_spinning_guest(launcher, mount, spin)
+    with Client.start("c32", client_builds, pass_fds=(spin_image.fd,)) as launcher:
+        fd = open_guest(launcher, mount.node, spin_image)
         child = launcher.request(f"forkread {fd} 8").number
         wait_until(lambda: process_state(child) == "S", DEATH_TIMEOUT, "blocked in its read")
         os.kill(child, signal.SIGKILL)
@@ -73,13 +59,13 @@ def test_forked_child_reading_the_owners_descriptor_dies_of_sigkill(
 
 
 def test_forked_reader_keeps_its_read_while_the_parent_waits_on_the_descriptor(
-    mount: Mount, client_builds: Path, spin: GuestImage
+    mount: Mount, client_builds: Path, spin_image: GuestImage
 ) -> None:
     """The parent's IRQ write sleeps (state D) on the f_pos lock the child's read holds: no
     signal anywhere, so no EINTR; the child's own handled signal does end its read."""
-    with Client.start("c32", client_builds, pass_fds=(spin.fd,)) as launcher:
+    with Client.start("c32", client_builds, pass_fds=(spin_image.fd,)) as launcher:
         assert launcher.request(f"catch {signal.SIGUSR1}").ok  # inherited by the child
-        fd = owner_of_spinning_guest(launcher, mount, spin)
+        fd = open_guest(launcher, mount.node, spin_image)
         child = launcher.request(f"forkread {fd} 8").number
         wait_until(lambda: process_state(child) == "S", DEATH_TIMEOUT, "blocked in its read")
         launcher.send(f"write {fd} 2 0")  # IRQ 0, behind the child's read
@@ -91,11 +77,11 @@ def test_forked_reader_keeps_its_read_while_the_parent_waits_on_the_descriptor(
 
 
 def test_initialize_maps_the_memory_of_its_caller_not_of_the_opener(
-    mount: Mount, client_builds: Path
+    mount: Mount, client_builds: Path, halt_image: GuestImage
 ) -> None:
     """The test process opens the node and maps a guest; a process that inherited the
     descriptor INITIALIZEs with the opener's address: refused, as it has nothing there."""
-    image = guest_image("halt")
+    image = halt_image
     node = os.open(mount.node, os.O_RDWR)
     memory = mmap.mmap(image.fd, image.pages * mmap.PAGESIZE, mmap.MAP_SHARED)
     anchor = ctypes.c_char.from_buffer(memory)
@@ -111,7 +97,6 @@ def test_initialize_maps_the_memory_of_its_caller_not_of_the_opener(
         del anchor
         memory.close()
         os.close(node)
-        image.close()
 
 
 def test_handles_cost_no_descriptor_and_one_process_holds_a_bounded_number(
@@ -161,17 +146,13 @@ def test_the_daemon_raises_its_descriptor_limit_to_the_hard_limit(tmp_path: Path
 
 
 def test_a_read_after_the_opening_thread_exited_is_not_interrupted(
-    mount: Mount, client_builds: Path
+    mount: Mount, client_builds: Path, halt_image: GuestImage
 ) -> None:
-    image = guest_image("halt")
-    try:
-        with Client.start("c32", client_builds, pass_fds=(image.fd,)) as launcher:
-            assert launcher.request(f"catch {signal.SIGUSR1}").ok
-            fd = launcher.request(f"threadopen {mount.node}").number
-            load_guest(launcher, fd, image)
-            launcher.send(f"read {fd} 8")
-            launcher.no_answer(HOLD)
-            launcher.kill(signal.SIGUSR1)  # and its reader's signals are seen
-            assert launcher.answer(DEATH_TIMEOUT).errno_name == "EINTR"
-    finally:
-        image.close()
+    with Client.start("c32", client_builds, pass_fds=(halt_image.fd,)) as launcher:
+        assert launcher.request(f"catch {signal.SIGUSR1}").ok
+        fd = launcher.request(f"threadopen {mount.node}").number
+        load_guest(launcher, fd, halt_image)
+        launcher.send(f"read {fd} 8")
+        launcher.no_answer(HOLD)
+        launcher.kill(signal.SIGUSR1)  # and its reader's signals are seen
+        assert launcher.answer(DEATH_TIMEOUT).errno_name == "EINTR"

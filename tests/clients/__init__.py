@@ -195,3 +195,10 @@ def load_guest(client: Client, fd: int, image: GuestImage) -> None:
     base = client.request(f"mapfd {image.fd} {image.pages}").number
     answer = client.write(fd, 0, base, image.pfnlimit, image.pgdir, image.entry)
     assert answer.number == 4 * client.word_bytes, answer
+
+
+def open_guest(client: Client, node: os.PathLike[str] | str, image: GuestImage) -> int:
+    """Have ``client`` open ``node`` and load ``image`` on it: the client's descriptor, an owner."""
+    fd = client.open(node)
+    load_guest(client, fd, image)
+    return fd
