@@ -104,6 +104,20 @@ def test_strace_attach_and_detach_leave_the_read_in_flight(blocked: Client) -> N
     still_in_flight(blocked)
 
 
+def test_stop_then_continue_leave_a_held_break_in_flight(
+    mount: Mount, client_builds: Path, blocked: Client
+) -> None:
+    with Client.start("c32", client_builds) as waker:
+        assert waker.request(f"catch {HANDLED}").ok
+        fd = waker.open(mount.waker(blocked.pid))
+        waker.send(f"write {fd} 3 1")  # BREAK 1: the owner's read ends, the waker waits
+        assert blocked.answer(ANSWER_TIMEOUT).errno_name == "EAGAIN"
+        waker.kill(signal.SIGSTOP)
+        waker.no_answer(HOLD)
+        waker.kill(signal.SIGCONT)
+        still_in_flight(waker)
+
+
 def test_a_fatal_signal_still_ends_a_traced_launcher(blocked: Client) -> None:
     with traced(blocked):
         blocked.kill(signal.SIGKILL)
