@@ -98,7 +98,7 @@ log = logging.getLogger(__name__)
 MAX_TASKS = 1000
 # Handles (``lguest`` and ``waker`` opens) one process may hold at once: a launcher needs two or
 # three; the bound keeps one process from filling the daemon's tables (EMFILE past it).
-MAX_HANDLES_PER_PROCESS = 1024
+MAX_HANDLES_PER_PROCESS = 256
 GUESTS_INODE = pyfuse3.ROOT_INODE + 1
 
 

@@ -131,9 +131,8 @@ class Held:
                 log.warning("cannot watch a held request for signals: %s", error)
                 return
             if state is not ThreadState.WAITING:
-                log.debug(
-                    "%s: %s, %s: the request ends", self.session.name, self.thread, state.value
-                )
+                name, thread = self.session.name, self.thread
+                log.debug("%s: %s %s (%s): the request ends", name, thread, state.value, thread.why)
                 self.signalled_at = now
                 self.on_signal()
         elif now - self.signalled_at > STOP_GRACE and not self.abandoned:
