@@ -21,6 +21,9 @@ Some facts about a FUSE regular file standing in for a character device
    processes are serialised by the kernel.  In 2.6.24 the Waker inherited the launcher's
    descriptor and wrote BREAK while the launcher sat in read(); here that deadlocks.  So the waker
    never shares the launcher's descriptor: it opens ``guests/<pid>/waker``, a handle of its own.
+   The lock is taken uninterruptibly (state D, wchan ``fdget_pos``): a thread queued on it
+   cannot be killed until the read ahead of it returns, and it is not in our request, so the
+   daemon neither sees it nor may take its state D for a signal.
 3. **The inode lock.**  A write held by the daemon keeps the inode's ``i_rwsem``, so every other
    write to the same inode, from any descriptor, waits for it.  A waker held in BREAK 1 would
    then block the launcher's BREAK 0 for ever.  So **every lookup of ``lguest`` and ``waker``
