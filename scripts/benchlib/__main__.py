@@ -58,6 +58,7 @@ GROUPS: list[tuple[str, tuple[str, ...], Measure]] = [
     ),
     ("break", ("break_latency_median", "break_latency_p99"), figures.break_latency),
     ("irq", ("irq_latency_median", "irq_latency_p99"), figures.interrupt_latency),
+    ("signal", ("kill_release_median", "kill_release_p99"), figures.kill_release),
     ("timer", ("timer_error_median", "timer_error_p99"), figures.timer_accuracy),
     ("boot", ("boot",), _boot),
     (

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import select
+import signal
 import subprocess
 import sys
 import tempfile
@@ -90,6 +92,13 @@ SPECS: dict[str, Spec] = {
     "break_latency_p99": Spec(
         "break latency p99", "µs", Goal("value", at_most=1000.0), "raw emu_stop"
     ),
+    "kill_release_median": Spec(
+        "SIGKILL release median",
+        "ms",
+        note="a C launcher blocked in a read of a spinning guest gets SIGKILL -> it has exited "
+        "(the daemon sees the signal in /proc, stops the guest, answers the read)",
+    ),
+    "kill_release_p99": Spec("SIGKILL release p99", "ms", Goal("value", at_most=15.0)),
     "irq_latency_median": Spec(
         "interrupt latency median",
         "µs",
@@ -169,11 +178,12 @@ class Plan:
     seconds_per_sample: float = 0.3  # for the rate figures
     latency_samples: int = 300
     scale_seconds: float = 1.5
+    kill_samples: int = 30  # launchers started, blocked in a read and killed
 
     @classmethod
     def make(cls, long: bool, mountpoint: Path, daemon_pid: int, bench_elf: Path) -> Plan:
         if long:
-            return cls(long, mountpoint, daemon_pid, bench_elf, 15, 1.0, 3000, 4.0)
+            return cls(long, mountpoint, daemon_pid, bench_elf, 15, 1.0, 3000, 4.0, 200)
         return cls(long, mountpoint, daemon_pid, bench_elf)
 
 
@@ -253,8 +263,8 @@ def break_latency(plan: Plan) -> list[Figure]:
         opened = threading.Event()
 
         def waker() -> None:
-            # The waker opens its own descriptor: the daemon watches a held BREAK's opener thread
-            # for signals, so the thread that blocks in BREAK 1 must be the one that opened it.
+            # The waker opens a descriptor of its own, as wakers do: on the owner's descriptor
+            # its BREAK would queue behind the owner's read (the f_pos lock, ``lguestfs.fs``).
             try:
                 fd = os.open(waker_path(plan.mountpoint, os.getpid()), os.O_RDWR)
             except BaseException as error:
@@ -303,6 +313,32 @@ def _latency_figures(key: str, samples: list[float]) -> list[Figure]:
         figure(f"{key}_median", samples),
         figure(f"{key}_p99", samples, value=percentile(samples, 0.99)),
     ]
+
+
+def kill_release(plan: Plan) -> list[Figure]:
+    """SIGKILL to a C launcher blocked in a read of a spinning guest -> the launcher has exited."""
+    from tests.clients import Client, guest_image, open_guest
+
+    samples: list[float] = []
+    image = guest_image("spin")
+    try:
+        with tempfile.TemporaryDirectory() as builds:
+            for _ in range(plan.kill_samples):
+                with Client.start("c32", Path(builds), pass_fds=(image.fd,)) as launcher:
+                    fd = open_guest(launcher, plan.mountpoint / "lguest", image)
+                    launcher.send(f"read {fd} 8")
+                    launcher.no_answer(0.02)  # held by the daemon, the guest spinning
+                    pidfd = os.pidfd_open(launcher.pid)
+                    try:
+                        start = time.perf_counter()
+                        os.kill(launcher.pid, signal.SIGKILL)
+                        select.select([pidfd], [], [])  # readable once the process has exited
+                        samples.append((time.perf_counter() - start) * 1e3)
+                    finally:
+                        os.close(pidfd)
+    finally:
+        image.close()
+    return _latency_figures("kill_release", samples)
 
 
 def interrupt_latency(plan: Plan) -> list[Figure]:
