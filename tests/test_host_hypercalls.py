@@ -24,7 +24,7 @@ def run_to_death(guests: list[Guest], source: str) -> str | None:
     g = make_guest(source)
     guests.append(g)
     assert Reads(g).read() == (RunExit.DIED, 0)
-    return g.dead_reason
+    return g.death
 
 
 def test_notify_returns_the_address_then_the_guest_resumes(guests: list[Guest]) -> None:
@@ -75,7 +75,7 @@ def test_crash_reads_at_most_127_characters(guests: list[Guest]) -> None:
     guests.append(g)
     g.memory.write(SCRATCH, b"x" * 200)
     Reads(g).read()
-    assert g.dead_reason == "CRASH: " + "x" * 127
+    assert g.death == "CRASH: " + "x" * 127
 
 
 @pytest.mark.parametrize(
@@ -158,4 +158,4 @@ def test_a_notify_and_a_death_in_the_same_pass_return_the_notify_first(
     reads = Reads(g)
     assert reads.read() == (RunExit.NOTIFY, 0xB1)
     assert reads.read() == (RunExit.DIED, 0)
-    assert g.dead_reason == "Bad hypercall 11\n"
+    assert g.death == "Bad hypercall 11\n"

@@ -239,7 +239,7 @@ def break_at_random_moments(g: Guest, breaks: int) -> None:
         pending = reads.start()
         time.sleep(random.random() * 0.0005)
         g.set_break(True)
-        assert pending.wait(2) == (RunExit.BREAK, 0), g.dead_reason
+        assert pending.wait(2) == (RunExit.BREAK, 0), g.death
         g.set_break(False)
 
 

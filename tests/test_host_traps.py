@@ -114,7 +114,7 @@ def test_unhandled_invalid_opcode_kills_with_eip() -> None:
     g = make_guest("init\n ud2\n")  # init is 27 bytes: ud2 at 0xc001001b
     try:
         assert Reads(g).read() == (RunExit.DIED, 0)
-        assert g.dead_reason == "unhandled trap 6 at 0xc001001b (0x0)"
+        assert g.death == "unhandled trap 6 at 0xc001001b (0x0)"
     finally:
         g.close()
 
@@ -149,7 +149,7 @@ def test_fetch_from_an_unmapped_page_is_a_page_fault_with_cr2() -> None:
     g = make_guest("init\n movl $0x80000000, %eax\n jmp *%eax\n")
     try:
         assert Reads(g).read() == (RunExit.DIED, 0)
-        assert g.dead_reason == "unhandled trap 14 at 0x80000000 (0x80000000)"
+        assert g.death == "unhandled trap 14 at 0x80000000 (0x80000000)"
     finally:
         g.close()
 
@@ -180,7 +180,7 @@ pf_handler:
     try:
         pte = 0x2000 + (SCRATCH >> 12) * 4
         g.memory.write_u32(pte, g.memory.read_u32(pte) & ~2)
-        assert Reads(g).read() == (RunExit.NOTIFY, 14), g.dead_reason
+        assert Reads(g).read() == (RunExit.NOTIFY, 14), g.death
         found = struct.unpack("<II", g.memory.read(SCRATCH + 0x1000, 8))
         assert found == (errcode, 0xC0000000 + SCRATCH + 8)
         assert g.status().page_faults_reflected == 1
@@ -199,7 +199,7 @@ def test_fast_system_call_instructions_fault(insn: str, reason: str) -> None:
     g = make_guest(f"init\n {insn}\n incl (SCRATCH + PAGE_OFFSET)\n hcall 17, 1\n")
     try:
         assert Reads(g).read() == (RunExit.DIED, 0)
-        assert g.dead_reason == reason
+        assert g.death == reason
         assert g.memory.read_u32(SCRATCH) == 0  # nothing after it ran
     finally:
         g.close()
@@ -209,7 +209,7 @@ def test_user_mode_can_load_a_segment_from_the_hosts_gdt() -> None:
     # Unicorn reads the descriptor at CPL 3: the Host's GDT page must serve that read.
     g = user_guest("    movl $0x7b, %eax\n    movl %eax, %es\n    int $0x1f\n1:  jmp 1b\n")
     try:
-        assert Reads(g).read() == (RunExit.NOTIFY, 0x77), g.dead_reason
+        assert Reads(g).read() == (RunExit.NOTIFY, 0x77), g.death
         assert frame(g)[0] == 0xFA  # it got as far as the hypercall gate's #GP
     finally:
         g.close()
@@ -220,6 +220,6 @@ def test_any_access_to_the_top_4mb_kills(address: int) -> None:
     g = make_guest(f"init\n movl {address:#x}, %eax\n")
     try:
         assert Reads(g).read() == (RunExit.DIED, 0)
-        assert g.dead_reason == "attempt to access switcher pages"
+        assert g.death == "attempt to access switcher pages"
     finally:
         g.close()

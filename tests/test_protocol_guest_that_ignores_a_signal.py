@@ -13,24 +13,23 @@ import logging
 import struct
 import threading
 from collections.abc import Callable
-from typing import cast
 
 import pyfuse3
 import pytest
 import trio
 
 from lguestfs.callers import Caller, ThreadState
-from lguestfs.guest import Guest, RunExit
+from lguestfs.guest import GuestContract, GuestStatus, RunExit
 from lguestfs.protocol import STOP_GRACE, DeviceHandle, Registry
 
 
 class DeafGuest:
     """Runs for ever: ``interrupt()`` is ignored; ``finish()`` ends the run late."""
 
-    dead_reason: str | None = None
+    death: str | None = None
     on_exit: Callable[[RunExit, int], None] | None = None
 
-    def run(self, on_exit: Callable[[RunExit, int], None], *, signal_pending: bool = False) -> None:
+    def run(self, on_exit: Callable[[RunExit, int], None]) -> None:
         self.on_exit = on_exit
 
     def interrupt(self) -> None:
@@ -42,6 +41,15 @@ class DeafGuest:
 
     def close(self) -> None:
         pass
+
+    def set_break(self, on: bool) -> None:
+        pass
+
+    def raise_irq(self, irq: int) -> None:
+        pass
+
+    def status(self) -> GuestStatus:
+        raise NotImplementedError("not shown in this test")
 
 
 async def read_errno(handle: DeviceHandle) -> int:
@@ -55,8 +63,8 @@ def test_read_ends_with_eintr_when_the_guest_ignores_the_signal(
 ) -> None:
     guest = DeafGuest()
 
-    def starter(caller: Caller, base: int, pfnlimit: int, pgdir: int, start: int) -> Guest:
-        return cast(Guest, guest)
+    def starter(caller: Caller, base: int, pfnlimit: int, pgdir: int, start: int) -> GuestContract:
+        return guest
 
     async def scenario() -> list[int]:
         caller = Caller(threading.get_native_id())
