@@ -70,6 +70,7 @@ _ERR_USER: Final = 4
 _SHADOW_BYTES: Final = (_PTES_PER_PAGE + 1) * _PTES_PER_PAGE * 4
 _MAP_NORESERVE: Final = 0x4000  # Linux's; the mmap module of Python 3.11 does not name it
 _SHADOW_FLAGS: Final = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE
+_NO_PTES: Final = memoryview(bytes(PAGE_SIZE)).cast("I")  # one shadow page table, all absent
 
 
 class Shadow:
@@ -79,14 +80,14 @@ class Shadow:
     mapping of 4 MB that the kernel fills with pages only where entries are written: like
     2.6.24's shadow page tables, at most one 4 KiB page per page-directory slot the guest uses,
     whatever its tables say (a directory whose 1023 slots share one table costs 4 MB, not one
-    Python object per page).  Forgetting slots gives their pages back at once (``madvise``).
+    Python object per page), given back when the guest ends (``close``).
     """
 
     def __init__(self, gpgdir: int) -> None:
         self.gpgdir = gpgdir
         self._map = mmap.mmap(-1, _SHADOW_BYTES, flags=_SHADOW_FLAGS)
         self.ptes = memoryview(self._map).cast("I")  # virtual page number -> shadow PTE
-        self.tables = bytearray(_PTES_PER_PAGE)  # page-directory slots with a shadow table
+        self.tables: set[int] = set()  # page-directory slots with a shadow page table
 
     def install(self, vpn: int, spte: int) -> None:
         self.ptes[vpn] = spte
@@ -95,14 +96,13 @@ class Shadow:
         self.ptes[vpn] = 0
 
     def forget_pde(self, index: int) -> None:
-        if self.tables[index]:
-            self.tables[index] = 0
-            self._map.madvise(mmap.MADV_DONTNEED, index * PAGE_SIZE, PAGE_SIZE)
+        if index in self.tables:
+            self.tables.discard(index)
+            self.ptes[index * _PTES_PER_PAGE : (index + 1) * _PTES_PER_PAGE] = _NO_PTES
 
     def forget_below(self, index: int) -> None:
-        if any(self.tables[:index]):
-            self.tables[:index] = bytes(index)
-            self._map.madvise(mmap.MADV_DONTNEED, 0, index * PAGE_SIZE)
+        for pde in [p for p in self.tables if p < index]:
+            self.forget_pde(pde)
 
     def close(self) -> None:
         self.ptes.release()
@@ -189,14 +189,14 @@ class PageTables:
             gpde = self._memory.read_u32(self.shadow.gpgdir + pde_index * 4)
             if not gpde & PTE_PRESENT:
                 return False
-            if not self.shadow.tables[pde_index]:
+            if pde_index not in self.shadow.tables:
                 if (
                     gpde & _FLAGS & ~PDE_ALLOWED_FLAGS
                     or gpde >> PAGE_SHIFT >= self._memory.pfnlimit
                 ):
                     self._kill("bad page directory entry")
                     return False
-                self.shadow.tables[pde_index] = 1
+                self.shadow.tables.add(pde_index)
             gpte_addr = (gpde & ~_FLAGS) + ((vaddr >> PAGE_SHIFT) & (_PTES_PER_PAGE - 1)) * 4
             gpte = self._memory.read_u32(gpte_addr)
             if not gpte & PTE_PRESENT:
@@ -268,7 +268,7 @@ class PageTables:
             young = bool(gpte & (PTE_DIRTY | PTE_ACCESSED))
             if young and not self._check_gpte(gpte):
                 continue
-            if not shadow.tables[pde_index]:
+            if pde_index not in shadow.tables:
                 continue
             vpn = (pde_index << 10) | ((vaddr >> PAGE_SHIFT) & (_PTES_PER_PAGE - 1))
             if young:

@@ -73,7 +73,7 @@ def test_crash_message_too_close_to_the_limit(guests: list[Guest]) -> None:
 def test_crash_reads_at_most_127_characters(guests: list[Guest]) -> None:
     g = make_guest(f"init\n hcall 2, {SCRATCH}")
     guests.append(g)
-    g.memory.write(SCRATCH, b"x" * 200)
+    g.lguest.memory.write(SCRATCH, b"x" * 200)
     Reads(g).read()
     assert g.death == "CRASH: " + "x" * 127
 
@@ -111,7 +111,7 @@ def test_halt_sleeps_until_break_and_stays_halted(guests: list[Guest]) -> None:
     g.set_break(True)
     assert pending.wait(5) == (RunExit.BREAK, 0)
     g.set_break(False)
-    assert g.halted
+    assert g.lguest.halted
 
 
 def test_async_ring_stops_at_a_notify_and_keeps_the_direct_call_pending(
@@ -136,7 +136,7 @@ def test_async_ring_stops_at_a_notify_and_keeps_the_direct_call_pending(
         (RunExit.NOTIFY, 0xA2),
         (RunExit.NOTIFY, 0xA3),
     ]
-    assert g.memory.read(0x20000 + 20, 2) == b"\xff\xff"
+    assert g.lguest.memory.read(0x20000 + 20, 2) == b"\xff\xff"
     assert g.status().hypercalls["NOTIFY"] == 3
 
 

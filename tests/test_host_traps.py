@@ -52,12 +52,12 @@ def user_guest(user_code: str) -> Guest:
         + user_code
     )
     g = make_guest(source)
-    g.memory.write(GDT_TABLE, gdt_table())
+    g.lguest.memory.write(GDT_TABLE, gdt_table())
     return g
 
 
 def frame(g: Guest, words: int = 6) -> list[int]:
-    return list(struct.unpack(f"<{words}I", g.memory.read(FRAME, words * 4)))
+    return list(struct.unpack(f"<{words}I", g.lguest.memory.read(FRAME, words * 4)))
 
 
 def test_user_mode_in_is_a_general_protection_fault() -> None:
@@ -66,7 +66,7 @@ def test_user_mode_in_is_a_general_protection_fault() -> None:
         assert Reads(g).read() == (RunExit.NOTIFY, 0x77)
         err, eip, cs, eflags, esp, ss = frame(g)
         assert (err, cs, ss, esp) == (0, USER_CS, USER_DS, 0xC0000000 + SCRATCH + 0x700)
-        assert g.memory.read(eip - 0xC0000000, 2) == b"\xe4\x60"  # EIP still on the in
+        assert g.lguest.memory.read(eip - 0xC0000000, 2) == b"\xe4\x60"  # EIP still on the in
         assert eflags & 0x200 == 0  # irq_enabled was 0: IF cleared in the pushed EFLAGS
     finally:
         g.close()
@@ -78,7 +78,7 @@ def test_user_mode_hypercall_is_gp_with_error_0xfa() -> None:
         assert Reads(g).read() == (RunExit.NOTIFY, 0x77)
         err, eip, cs, _eflags, _esp, _ss = frame(g)
         assert (err, cs) == (0xFA, USER_CS)
-        assert g.memory.read(eip - 0xC0000000, 2) == b"\xcd\x1f"
+        assert g.lguest.memory.read(eip - 0xC0000000, 2) == b"\xcd\x1f"
     finally:
         g.close()
 
@@ -104,7 +104,7 @@ def test_kernel_in_is_emulated_with_all_ones() -> None:
     g = make_guest(source)
     try:
         assert Reads(g).read() == (RunExit.NOTIFY, 1)
-        values = struct.unpack("<4I", g.memory.read(SCRATCH, 16))
+        values = struct.unpack("<4I", g.lguest.memory.read(SCRATCH, 16))
         assert values == (0x1234FFFF, 0xFFFFFFFF, 0xFFFF5678, 0x12345678)
     finally:
         g.close()
@@ -137,9 +137,9 @@ timer:
     try:
         g.raise_irq(0)
         assert Reads(g).read() == (RunExit.NOTIFY, 0x20)
-        _eip, eflags = struct.unpack("<II", g.memory.read(SCRATCH, 8))
+        _eip, eflags = struct.unpack("<II", g.lguest.memory.read(SCRATCH, 8))
         assert eflags & 0x200
-        assert g.memory.read_u32(DATA + LD_IRQ_ENABLED) == 0
+        assert g.lguest.memory.read_u32(DATA + LD_IRQ_ENABLED) == 0
         assert g.status().interrupts_delivered == 1
     finally:
         g.close()
@@ -179,9 +179,9 @@ pf_handler:
     g = make_guest(f".set FRAME, {SCRATCH + 0x1000:#x}\n" + source)  # outside the read-only page
     try:
         pte = 0x2000 + (SCRATCH >> 12) * 4
-        g.memory.write_u32(pte, g.memory.read_u32(pte) & ~2)
+        g.lguest.memory.write_u32(pte, g.lguest.memory.read_u32(pte) & ~2)
         assert Reads(g).read() == (RunExit.NOTIFY, 14), g.death
-        found = struct.unpack("<II", g.memory.read(SCRATCH + 0x1000, 8))
+        found = struct.unpack("<II", g.lguest.memory.read(SCRATCH + 0x1000, 8))
         assert found == (errcode, 0xC0000000 + SCRATCH + 8)
         assert g.status().page_faults_reflected == 1
     finally:
@@ -200,7 +200,7 @@ def test_fast_system_call_instructions_fault(insn: str, reason: str) -> None:
     try:
         assert Reads(g).read() == (RunExit.DIED, 0)
         assert g.death == reason
-        assert g.memory.read_u32(SCRATCH) == 0  # nothing after it ran
+        assert g.lguest.memory.read_u32(SCRATCH) == 0  # nothing after it ran
     finally:
         g.close()
 
