@@ -75,10 +75,6 @@ class Clock:
                 heapq.heapify(self._heap)
                 self._stale = 0
 
-    def pending(self) -> int:
-        """Entries in the heap, stale ones included (what the reliability tests bound)."""
-        return len(self._heap)
-
     def _main(self) -> None:
         while True:
             with self._lock:

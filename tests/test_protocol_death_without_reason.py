@@ -16,32 +16,16 @@ import pytest
 import trio
 
 from lguestfs.callers import Caller
-from lguestfs.guest import GuestContract, GuestStatus, RunExit
+from lguestfs.guest import GuestContract, RunExit
 from lguestfs.protocol import DeviceHandle, Registry
+from tests.support.standin import StandInGuest
 
 
-class ReasonlessGuest:
+class ReasonlessGuest(StandInGuest):
     """Dies on its first run, from its own thread, leaving ``death`` None."""
-
-    death: str | None = None
 
     def run(self, on_exit: Callable[[RunExit, int], None]) -> None:
         threading.Thread(target=on_exit, args=(RunExit.DIED, 0)).start()
-
-    def interrupt(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def set_break(self, on: bool) -> None:
-        pass
-
-    def raise_irq(self, irq: int) -> None:
-        pass
-
-    def status(self) -> GuestStatus:
-        raise NotImplementedError("not shown in this test")
 
 
 def reasonless_starter(

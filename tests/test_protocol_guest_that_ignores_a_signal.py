@@ -19,37 +19,22 @@ import pytest
 import trio
 
 from lguestfs.callers import Caller, ThreadState
-from lguestfs.guest import GuestContract, GuestStatus, RunExit
+from lguestfs.guest import GuestContract, RunExit
 from lguestfs.protocol import STOP_GRACE, DeviceHandle, Registry
+from tests.support.standin import StandInGuest
 
 
-class DeafGuest:
+class DeafGuest(StandInGuest):
     """Runs for ever: ``interrupt()`` is ignored; ``finish()`` ends the run late."""
 
-    death: str | None = None
     on_exit: Callable[[RunExit, int], None] | None = None
 
     def run(self, on_exit: Callable[[RunExit, int], None]) -> None:
         self.on_exit = on_exit
 
-    def interrupt(self) -> None:
-        pass
-
     def finish(self) -> None:
         assert self.on_exit is not None
         threading.Thread(target=self.on_exit, args=(RunExit.SIGNAL, 0)).start()
-
-    def close(self) -> None:
-        pass
-
-    def set_break(self, on: bool) -> None:
-        pass
-
-    def raise_irq(self, irq: int) -> None:
-        pass
-
-    def status(self) -> GuestStatus:
-        raise NotImplementedError("not shown in this test")
 
 
 async def read_errno(handle: DeviceHandle) -> int:

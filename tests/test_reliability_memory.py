@@ -77,18 +77,28 @@ def steady_rss(mount: Mount, timeout: float = 20.0) -> int:
         previous = now
 
 
-def run_to_notify(mount: Mount, patch: Callable[[PreparedGuest], None]) -> tuple[int, int]:
-    """Run a guest until its NOTIFY: (RssAnon while it lives, after it is released)."""
+def assert_bounded(mount: Mount, what: str, code: bytes, *, tables: bool = False) -> None:
+    """Run ``code`` (after LGUEST_INIT; then NOTIFY) to its NOTIFY: while the guest lives the
+    daemon has grown by less than ``GROWTH_KIB``, after its release it keeps under ``LEFT_KIB``.
+    ``tables``: with the page directory of ``one_table_everywhere`` in memory."""
+    before = warm(mount)
+    code += hypercall(abi.LHCALL_NOTIFY, NOTIFY_WORD) + SPIN
+    patch = one_table_everywhere(code) if tables else initialised_guest(code)
     with HandGuest(mount.path, test_guest("spin"), mem_mb=MEM_MB, patch=patch) as guest:
         assert guest.read(timeout=120.0) == NOTIFY_WORD
         alive = rss_anon_kib(mount)
-    return alive, rss_anon_kib(mount)
+    after = settled_rss(mount, before + LEFT_KIB)
+    print(f"daemon RssAnon: {before} KiB before, {alive} with the guest, {after} after")
+    assert alive - before < GROWTH_KIB, f"{what} cost the daemon {alive - before} KiB"
+    assert after - before < LEFT_KIB, f"the released guest left {after - before} KiB behind"
 
 
 def warm(mount: Mount) -> int:
     """Start and end a few plain guests (caches that stay), then the daemon's RssAnon."""
+    patch = initialised_guest(hypercall(abi.LHCALL_NOTIFY, NOTIFY_WORD) + SPIN)
     for _ in range(3):
-        run_to_notify(mount, initialised_guest(hypercall(abi.LHCALL_NOTIFY, NOTIFY_WORD) + SPIN))
+        with HandGuest(mount.path, test_guest("spin"), mem_mb=MEM_MB, patch=patch) as guest:
+            assert guest.read(timeout=30.0) == NOTIFY_WORD
     return steady_rss(mount)
 
 
@@ -110,29 +120,15 @@ def walk(start: int, length: int) -> bytes:
 def test_a_guest_walking_4_gb_through_one_page_table_costs_the_daemon_little(
     mount: Mount,
 ) -> None:
-    before = warm(mount)
     code = hypercall(abi.LHCALL_NEW_PGTABLE, SCRATCH_PD) + walk(0, TOUCHED_BYTES)
-    alive, _ = run_to_notify(
-        mount, one_table_everywhere(code + hypercall(abi.LHCALL_NOTIFY, NOTIFY_WORD) + SPIN)
-    )
-    after = settled_rss(mount, before + LEFT_KIB)
-    print(f"daemon RssAnon: {before} KiB before, {alive} with the guest, {after} after")
-    assert alive - before < GROWTH_KIB, f"walking 1 GB cost the daemon {alive - before} KiB"
-    assert after - before < LEFT_KIB, f"the released guest left {after - before} KiB behind"
+    assert_bounded(mount, "walking 1 GB", code, tables=True)
 
 
 def test_set_clockevent_in_a_loop_costs_the_daemon_little(mount: Mount) -> None:
-    before = warm(mount)
     arm = hypercall(abi.LHCALL_SET_CLOCKEVENT, 0xFFFFFFFF)
     loop = arm + b"\x4e" + b"\x0f\x85" + struct.pack("<i", -(len(arm) + 7))  # dec %esi; jnz
     code = b"\xbe" + struct.pack("<I", CLOCKEVENTS) + loop  # mov $CLOCKEVENTS, %esi
-    alive, _ = run_to_notify(
-        mount, initialised_guest(code + hypercall(abi.LHCALL_NOTIFY, NOTIFY_WORD) + SPIN)
-    )
-    after = settled_rss(mount, before + LEFT_KIB)
-    print(f"daemon RssAnon: {before} KiB before, {alive} with the guest, {after} after")
-    assert alive - before < GROWTH_KIB, f"{CLOCKEVENTS} timer arms cost {alive - before} KiB"
-    assert after - before < LEFT_KIB, f"the released guest left {after - before} KiB behind"
+    assert_bounded(mount, f"{CLOCKEVENTS} timer arms", code)
 
 
 def burst(mount: Mount) -> None:

@@ -89,7 +89,7 @@ def _bad_selector_load(selector: int) -> bytes:
     return _blob_at_trap(b"\x66\xb8" + selector.to_bytes(2, "little") + b"\x8e\xd8", gdt=True)
 
 
-def _stop_on_a_store(binding: Binding, no_exit_request: int | None) -> tuple[int, int]:
+def _stop_on_a_store(no_exit_request: int | None) -> tuple[int, int]:
     """(EIP, counter) after a memory-write hook stops ``addl $1, (0x3000)`` at 0x1000.
 
     Stock 2.1.4 gives (0x1000, 1): the add is done and EIP is back on it.  With the per-access
@@ -237,9 +237,9 @@ def check_old_exception(c: Calibration) -> None:
 
 def check_no_exit_request(c: Calibration) -> None:
     """Setting that byte moves a stop caught on a store to the next block, without a replay."""
-    if _stop_on_a_store(c.binding, None) != (0x1000, 1):
+    if _stop_on_a_store(None) != (0x1000, 1):
         raise CpuError("libunicorn does not stop on a store the way this Host knows")
-    if _stop_on_a_store(c.binding, c.no_exit_request) != (0x2000, 1):
+    if _stop_on_a_store(c.no_exit_request) != (0x2000, 1):
         raise CpuError("libunicorn's no_exit_request does not do what this Host knows")
 
 
