@@ -1,10 +1,10 @@
 """``lguestfs MOUNTPOINT``: mount the node, serve it in the foreground, unmount cleanly.
 
-This is where the daemon starts: it checks the mount point (and recovers one that a crashed
-daemon left dead, "Transport endpoint is not connected"), mounts a :class:`~lguestfs.fs.LguestFS`
-with pyfuse3, and runs trio until SIGINT or SIGTERM, or until someone unmounts it.  On the way out
-every guest is stopped and the mount is gone.  Anything that prevents mounting is one line on
-stderr and exit status 1.
+This is where the daemon starts: it checks the CPU emulator (``cpu.calibrate``) and the mount
+point (and recovers one that a crashed daemon left dead, "Transport endpoint is not connected"),
+mounts a :class:`~lguestfs.fs.LguestFS` with pyfuse3, and runs trio until SIGINT or SIGTERM, or
+until someone unmounts it.  On the way out every guest is stopped and the mount is gone.
+Anything that prevents mounting is one line on stderr and exit status 1.
 
 Path: **command line** -> node (``fs``) -> handle -> guest -> CPU -> hypercall -> back.
 """
@@ -22,7 +22,7 @@ import sys
 import pyfuse3
 import trio
 
-from lguestfs import node
+from lguestfs import cpu, node
 from lguestfs.callers import require_request_callers
 from lguestfs.fs import MAX_TASKS, LguestFS
 
@@ -161,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("pyfuse3").setLevel(logging.INFO)  # its worker bookkeeping is noise
     # A daemon that seems stuck: ``kill -USR1 <pid>`` writes every thread's stack to the log.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
+    try:
+        cpu.calibrate()  # a Unicorn this Host does not know fails here, not at every INITIALIZE
+    except cpu.CpuError as error:
+        print(f"lguestfs: unicorn {cpu.UNICORN_VERSION} cannot be used: {error}", file=sys.stderr)
+        return EXIT_FAILURE
     try:
         require_request_callers()
         mountpoint = check_mountpoint(args.mountpoint)

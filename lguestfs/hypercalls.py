@@ -1,19 +1,21 @@
 """Hypercalls: the guest's ``int $0x1f`` requests, the first-call rules and the async ring (spec 3).
 
-Where this sits: the CPU's INTR hook (``guest``) sees ``int $0x1f`` at CPL 1 and calls
+Where this sits: the CPU's INTR hook (``traps``) sees ``int $0x1f`` at CPL 1 and calls
 ``do_hypercalls`` with the four argument registers, while the CPU is stopped inside the hook, so
-a call that does not leave the guest costs a few microseconds.  The order is 2.6.24's: the very
+a call that does not leave the guest costs a few microseconds.  Everything here works on the
+guest's state (``state``), never on the thread that runs it.  The order is 2.6.24's: the very
 first call must be LGUEST_INIT; after that the async ring in ``lguest_data`` runs first, and the
 synchronous call is kept pending if the ring produced a notify (it then runs at step 1 of the next
 read).  Calls that change what the guest sees go to their owners: ``pagetables`` (spec 6),
-``segments`` (7.2), ``interrupts`` (5.3), ``guest`` (timer, halt, notify).
+``segments`` (7.2), the IDT (``idt``, 5.3), the timer (``clock``); halt and notify are flags the
+run loop (``guest``) looks at.  Every hypercall is counted here, once, for ``status``.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from lguestfs.abi import (
     CRASH_MESSAGE_BYTES,
@@ -50,25 +52,25 @@ from lguestfs.abi import (
     SYSCALL_VECTOR,
 )
 from lguestfs.interrupts import write_timestamp
-from lguestfs.memory import GuestAccessError
+from lguestfs.memory import GuestAccessError, signed32
 from lguestfs.pagetables import STACK_PAGES_MAX
-
-if TYPE_CHECKING:
-    from lguestfs.guest import Guest
+from lguestfs.state import Lguest
 
 # struct hcall_args overlays the saved eax, ebx, ecx, edx: call, arg2, arg3, arg1.
 _SLOT = struct.Struct("<IIII")
 
 
-def _signed(value: int) -> int:
-    return value - (1 << 32) if value & 0x80000000 else value
-
-
 Args = tuple[int, int, int, int]  # (call, arg1, arg2, arg3)
 
 
-def do_hypercalls(g: Guest, args: Args) -> None:
-    """One synchronous hypercall, as 2.6.24's ``do_hypercalls()``."""
+def trapped_hypercall(g: Lguest, args: Args) -> None:
+    """The guest's ``int $0x1f``: counted, then run (``do_hypercalls``)."""
+    g.count_hypercall(args[0])
+    do_hypercalls(g, args)
+
+
+def do_hypercalls(g: Lguest, args: Args) -> None:
+    """One synchronous hypercall, as 2.6.24's ``do_hypercalls()`` (also the kept one, at step 1)."""
     if g.lguest_data is None:
         initialize(g, args)
         return
@@ -79,11 +81,11 @@ def do_hypercalls(g: Guest, args: Args) -> None:
     do_hcall(g, args)
 
 
-def initialize(g: Guest, args: Args) -> None:
+def initialize(g: Lguest, args: Args) -> None:
     """LGUEST_INIT, which must come first (spec 3.1); every failure kills, the steps go on."""
     call, data = args[0], args[1]
     if call != LHCALL_LGUEST_INIT:
-        g.kill(f"hypercall {_signed(call)} before INIT")
+        g.kill(f"hypercall {signed32(call)} before INIT")
         return
     if not g.memory.ok(data, LGUEST_DATA_SIZE):
         g.kill("bad guest page 00000000")
@@ -104,7 +106,7 @@ def initialize(g: Guest, args: Args) -> None:
     g.pagetables.clear_all()
 
 
-def do_async_hcalls(g: Guest) -> None:
+def do_async_hcalls(g: Lguest) -> None:
     """Run the pending slots of the ring, from the Host's cursor, until one is done (0xFF)."""
     assert g.lguest_data is not None
     status_addr = g.lguest_data + LD_HCALL_STATUS
@@ -135,11 +137,11 @@ def do_async_hcalls(g: Guest) -> None:
             break
 
 
-def do_hcall(g: Guest, args: Args) -> None:
+def do_hcall(g: Lguest, args: Args) -> None:
     """One hypercall after INIT (2.6.24's ``do_hcall()`` and ``lguest_arch_do_hcall()``)."""
     handler = _HANDLERS.get(args[0])
     if handler is None:
-        g.kill(f"Bad hypercall {_signed(args[0])}\n")
+        g.kill(f"Bad hypercall {signed32(args[0])}\n")
         return
     try:
         handler(g, args[1], args[2], args[3])
@@ -147,20 +149,20 @@ def do_hcall(g: Guest, args: Args) -> None:
         g.kill(str(e))
 
 
-def _flush_async(g: Guest, _a1: int, _a2: int, _a3: int) -> None:
+def _flush_async(g: Lguest, _a1: int, _a2: int, _a3: int) -> None:
     pass  # entering the Host already drained the ring
 
 
-def _init_again(g: Guest, _a1: int, _a2: int, _a3: int) -> None:
+def _init_again(g: Lguest, _a1: int, _a2: int, _a3: int) -> None:
     g.kill("already have lguest_data")
 
 
-def _crash(g: Guest, msg: int, _a2: int, _a3: int) -> None:
+def _crash(g: Lguest, msg: int, _a2: int, _a3: int) -> None:
     text = g.memory.read(msg, CRASH_MESSAGE_BYTES)[: CRASH_MESSAGE_BYTES - 1]
     g.kill("CRASH: " + text.split(b"\0", 1)[0].decode("utf-8", "surrogateescape"))
 
 
-def _load_gdt(g: Guest, table: int, count: int, _a3: int) -> None:
+def _load_gdt(g: Lguest, table: int, count: int, _a3: int) -> None:
     reason = g.gdt.load(g.memory, table, count)
     if reason is not None:
         g.kill(reason)
@@ -168,26 +170,26 @@ def _load_gdt(g: Guest, table: int, count: int, _a3: int) -> None:
     g.cpu.load_gdt(g.gdt.host_table())
 
 
-def _new_pgtable(g: Guest, pgdir: int, _a2: int, _a3: int) -> None:
+def _new_pgtable(g: Lguest, pgdir: int, _a2: int, _a3: int) -> None:
     g.pagetables.new_pgtable(pgdir)
 
 
-def _flush_tlb(g: Guest, everything: int, _a2: int, _a3: int) -> None:
+def _flush_tlb(g: Lguest, everything: int, _a2: int, _a3: int) -> None:
     if everything:
         g.pagetables.clear_all()
     else:
         g.pagetables.flush_user()
 
 
-def _load_idt_entry(g: Guest, num: int, lo: int, hi: int) -> None:
+def _load_idt_entry(g: Lguest, num: int, lo: int, hi: int) -> None:
     reason = g.idt.load_entry(num, lo, hi)
     if reason is not None:
         g.kill(reason)
 
 
-def _set_stack(g: Guest, seg: int, esp: int, pages: int) -> None:
+def _set_stack(g: Lguest, seg: int, esp: int, pages: int) -> None:
     if seg & 3 != 1:
-        g.kill(f"bad stack segment {_signed(seg)}")
+        g.kill(f"bad stack segment {signed32(seg)}")
     if pages > STACK_PAGES_MAX:
         g.kill(f"bad stack pages {pages}")
     g.ss1 = seg
@@ -195,36 +197,36 @@ def _set_stack(g: Guest, seg: int, esp: int, pages: int) -> None:
     g.pagetables.pin_stack_pages()
 
 
-def _ts(g: Guest, ts: int, _a2: int, _a3: int) -> None:
+def _ts(g: Lguest, ts: int, _a2: int, _a3: int) -> None:
     g.set_ts(ts)
 
 
-def _set_clockevent(g: Guest, ns: int, _a2: int, _a3: int) -> None:
-    g.set_clockevent(ns)
+def _set_clockevent(g: Lguest, ns: int, _a2: int, _a3: int) -> None:
+    g.timer.arm(ns)
 
 
-def _halt(g: Guest, _a1: int, _a2: int, _a3: int) -> None:
+def _halt(g: Lguest, _a1: int, _a2: int, _a3: int) -> None:
     g.halted = True
 
 
-def _set_pte(g: Guest, pgdir: int, vaddr: int, pte: int) -> None:
+def _set_pte(g: Lguest, pgdir: int, vaddr: int, pte: int) -> None:
     g.pagetables.set_pte(pgdir, vaddr, pte)
 
 
-def _set_pmd(g: Guest, pgdir: int, index: int, _a3: int) -> None:
+def _set_pmd(g: Lguest, pgdir: int, index: int, _a3: int) -> None:
     g.pagetables.set_pmd(pgdir, index)
 
 
-def _load_tls(g: Guest, table: int, _cpu: int, _a3: int) -> None:
+def _load_tls(g: Lguest, table: int, _cpu: int, _a3: int) -> None:
     g.gdt.load_tls(g.memory, table)
     g.cpu.load_gdt(g.gdt.host_table())
 
 
-def _notify(g: Guest, addr: int, _a2: int, _a3: int) -> None:
+def _notify(g: Lguest, addr: int, _a2: int, _a3: int) -> None:
     g.pending_notify = addr
 
 
-_HANDLERS: Final[dict[int, Callable[[Guest, int, int, int], None]]] = {
+_HANDLERS: Final[dict[int, Callable[[Lguest, int, int, int], None]]] = {
     LHCALL_FLUSH_ASYNC: _flush_async,
     LHCALL_LGUEST_INIT: _init_again,
     LHCALL_CRASH: _crash,

@@ -1,10 +1,11 @@
 """Interrupts and traps: the guest's IDT, injection (spec 5.1) and reflection (5.2-5.4).
 
-Where this sits: after every guest exit ``guest`` calls ``maybe_do_interrupt`` (step 5 of the run
-loop), and ``reflect_or_kill`` (or ``handle_page_fault``) for any trap the CPU reported (from
-Unicorn's INTR, invalid-instruction, port I/O and fault-window paths).  Both end in
-``set_guest_interrupt``, which builds the frame on the
-guest's stack exactly as 2.6.24 does and points the CPU at the guest's handler.  This is the
+Where this sits: after every guest exit the runner (``guest``) or the hooks (``traps``) call
+``maybe_do_interrupt`` (step 5 of the run loop), and ``traps`` calls ``reflect_or_kill`` (or
+``handle_page_fault``) for any trap the CPU reported (from Unicorn's INTR, invalid-instruction,
+port I/O and fault-window paths).  Everything here works on the guest's state (``state``).
+Both end in ``set_guest_interrupt``, which builds the frame on the guest's stack exactly as
+2.6.24 does and points the CPU at the guest's handler.  This is the
 Host's half of the guest's paravirtual interrupt flag: the real EFLAGS.IF is always 1, the
 guest's IF is ``lguest_data.irq_enabled``.
 
@@ -20,80 +21,34 @@ from __future__ import annotations
 
 import struct
 import time
-from typing import TYPE_CHECKING, Final
 
 from lguestfs.abi import (
     FIRST_EXTERNAL_VECTOR,
     GUEST_CS,
     GUEST_PL,
     IDT_ENTRIES,
-    IDT_IGNORED_VECTORS,
     IDT_TYPE_INTERRUPT_GATE,
-    IDT_TYPE_TRAP_GATE,
     LD_BLOCKED_INTERRUPTS,
     LD_CR2,
     LD_IRQ_ENABLED,
     LD_TIME,
     LGUEST_IRQS,
-    LGUEST_TRAP_ENTRY,
-    SYSCALL_VECTOR,
-    TRAP_GP,
-    TRAP_NM,
     TRAP_PF,
     TRAPS_WITH_ERROR_CODE,
     X86_EFLAGS_IF,
 )
 from lguestfs.cpu import CS, EFLAGS, EIP, ESP, SS, CpuError
 from lguestfs.memory import GuestAccessError
-
-if TYPE_CHECKING:
-    from lguestfs.guest import Guest
+from lguestfs.state import Lguest
 
 _TIMESPEC = struct.Struct("<ii")
-_PRESENT: Final = 0x8000
-_HOST_HANDLED: Final = frozenset({TRAP_NM, TRAP_GP, TRAP_PF, LGUEST_TRAP_ENTRY})
-
-
-class Idt:
-    """The guest's 256 gates as stored by LOAD_IDT_ENTRY: (lo, hi), or None when absent."""
-
-    def __init__(self) -> None:
-        self.gates: list[tuple[int, int] | None] = [None] * IDT_ENTRIES
-
-    def load_entry(self, num: int, lo: int, hi: int) -> str | None:
-        """LOAD_IDT_ENTRY: store the gate; return a kill reason (the gate is still stored)."""
-        if num in IDT_IGNORED_VECTORS:
-            return None
-        if num >= IDT_ENTRIES:
-            return f"Setting idt entry {num}"
-        if not hi & _PRESENT:
-            self.gates[num] = None
-            return None
-        gate_type = (hi >> 8) & 0xF
-        self.gates[num] = ((GUEST_CS << 16) | (lo & 0xFFFF), hi & 0xFFFFEF00)
-        if gate_type not in (IDT_TYPE_INTERRUPT_GATE, IDT_TYPE_TRAP_GATE):
-            return f"bad IDT type {gate_type}"
-        return None
-
-    def int_gate_dpl(self, vector: int) -> int:
-        """The DPL of the gate ``int vector`` meets on 2.6.24 (direct trap gates: the guest's)."""
-        gate = self.gates[vector]
-        direct = (
-            gate is not None
-            and (gate[1] >> 8) & 0xF == IDT_TYPE_TRAP_GATE
-            and (vector < FIRST_EXTERNAL_VECTOR or vector == SYSCALL_VECTOR)
-            and vector not in _HOST_HANDLED
-        )
-        if direct and gate is not None:
-            return (gate[1] >> 13) & 3
-        return GUEST_PL if vector == LGUEST_TRAP_ENTRY else 0
 
 
 def _handler(gate: tuple[int, int]) -> int:
     return (gate[0] & 0xFFFF) | (gate[1] & 0xFFFF0000)
 
 
-def write_timestamp(g: Guest) -> None:
+def write_timestamp(g: Lguest) -> None:
     if g.lguest_data is None:
         return
     now = time.time_ns()
@@ -105,7 +60,7 @@ def write_timestamp(g: Guest) -> None:
         g.kill("Writing timestamp")
 
 
-def set_guest_interrupt(g: Guest, gate: tuple[int, int], errcode: int | None) -> None:
+def set_guest_interrupt(g: Lguest, gate: tuple[int, int], errcode: int | None) -> None:
     """Push the trap frame of spec 5.4 and enter the guest's handler."""
     cpu, memory = g.cpu, g.memory
     ss, esp = cpu.reg(SS), cpu.reg(ESP)
@@ -151,7 +106,7 @@ def set_guest_interrupt(g: Guest, gate: tuple[int, int], errcode: int | None) ->
         g.kill("Disabling interrupts")
 
 
-def deliver_trap(g: Guest, num: int, errcode: int) -> bool:
+def deliver_trap(g: Lguest, num: int, errcode: int) -> bool:
     """Reflect trap ``num`` through the guest's IDT; False if the guest has no handler."""
     gate = g.idt.gates[num] if num < IDT_ENTRIES else None
     if gate is None:
@@ -160,7 +115,7 @@ def deliver_trap(g: Guest, num: int, errcode: int) -> bool:
     return True
 
 
-def reflect_or_kill(g: Guest, num: int, errcode: int, detail: int | None = None) -> None:
+def reflect_or_kill(g: Lguest, num: int, errcode: int, detail: int | None = None) -> None:
     """The end of ``lguest_arch_handle_trap``: reflect, or kill "unhandled trap"."""
     g.traps += 1
     if not deliver_trap(g, num, errcode):
@@ -168,7 +123,7 @@ def reflect_or_kill(g: Guest, num: int, errcode: int, detail: int | None = None)
         g.kill(f"unhandled trap {num} at {g.cpu.reg(EIP):#x} ({shown:#x})")
 
 
-def maybe_do_interrupt(g: Guest) -> bool:
+def maybe_do_interrupt(g: Lguest) -> bool:
     """Step 5 of the run loop: inject at most one pending, unmasked interrupt (spec 5.1).
 
     Returns True while interrupts stay pending after the attempt (masked, the noirq window,
@@ -203,7 +158,7 @@ def maybe_do_interrupt(g: Guest) -> bool:
     return bool(g.irqs_pending)
 
 
-def handle_page_fault(g: Guest, cr2: int, errcode: int) -> None:
+def handle_page_fault(g: Lguest, cr2: int, errcode: int) -> None:
     """A #PF the guest's own tables do not allow: cr2 into lguest_data, then reflect."""
     if g.lguest_data is not None and g.write_lguest_u32(LD_CR2, cr2) is False:
         g.kill("Writing cr2")

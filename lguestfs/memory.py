@@ -26,6 +26,11 @@ _U32 = struct.Struct("<I")
 _WORD_MASK = 0xFFFFFFFF
 
 
+def signed32(value: int) -> int:
+    """A 32-bit word read as the kernel's ``int`` (kill reasons print a few words signed)."""
+    return value - (1 << 32) if value & 0x80000000 else value
+
+
 class GuestAccessError(Exception):
     """A Host access outside guest memory; ``str(e)`` is the kill reason of spec 3.3."""
 

@@ -2,15 +2,17 @@
 
 Where this sits: the guest runs with paging on from its first instruction, on tables it builds in
 its own memory.  Unicorn (``cpu``) runs in ``UC_TLB_VIRTUAL`` mode, so every TLB miss lands in
-``PageTables.fill`` here: that is our MMU.  A hypercall (``hypercalls``) changes what it maps
-(NEW_PGTABLE, SET_PTE, SET_PMD, FLUSH_TLB); ``guest`` asks us to reflect the faults we refuse.
+``PageTables.fill`` here (called by ``traps``, the CPU's hooks): that is our MMU.  A hypercall
+(``hypercalls``) changes what it maps (NEW_PGTABLE, SET_PTE, SET_PMD, FLUSH_TLB); ``traps``
+reflects the faults we refuse.
 
 The design is 2.6.24's shadow paging, kept as data instead of as real page tables:
 
 * A *shadow* is what the Host has agreed to map for one guest page directory: which page
-  directory slots it has looked at (``pdes``) and, per virtual page, the entry it installed
+  directory slots it has looked at (``tables``) and, per virtual page, the entry it installed
   (``ptes``: the guest's PTE with Global dropped and RW dropped until the guest's D bit is set).
-  Up to four shadows are cached, evicted at random, exactly like ``lg->pgdirs``.
+  Up to four shadows are cached, evicted at random, exactly like ``lg->pgdirs``; each holds at
+  most 4 MB, in pages given back as soon as it forgets them or the guest ends (``Shadow``).
 * A TLB miss first consults the current shadow, as the hardware would walk the real shadow
   tables: if the access is allowed there, it is mapped with no Python walk of the guest's tables.
 * Otherwise it is a page fault, handled like ``demand_page()``: walk the guest's tables with every
@@ -34,14 +36,14 @@ targets, even one whose page-directory slot has no shadow yet (spec 6).
 
 from __future__ import annotations
 
+import mmap
 import random
 from collections.abc import Callable
 from typing import Any, Final
 
-from unicorn import unicorn_const as uc_const
-
 from lguestfs.abi import (
     PAGE_SHIFT,
+    PAGE_SIZE,
     PDE_ALLOWED_FLAGS,
     PTE_ACCESSED,
     PTE_DIRTY,
@@ -53,7 +55,7 @@ from lguestfs.abi import (
     PTE_USER,
     SWITCHER_PDE,
 )
-from lguestfs.cpu import GDT_VADDR
+from lguestfs.cpu import ACCESS_WRITE, GDT_VADDR, PROT_RX, PROT_WRITE
 from lguestfs.memory import GuestAccessError, GuestMemory
 
 SHADOW_CACHE: Final = 4  # lg->pgdirs[4]
@@ -63,33 +65,48 @@ _FLAGS: Final = 0xFFF
 _ERR_PRESENT: Final = 1
 _ERR_WRITE: Final = 2
 _ERR_USER: Final = 4
-_PROT_RX: Final = uc_const.UC_PROT_READ | uc_const.UC_PROT_EXEC
+# A shadow's PTEs: 4 GB of pages, and one page more, which the only address above 4 GB that
+# reaches a fill (the GDT page) indexes when it is written: it reads 0, as any absent entry.
+_SHADOW_BYTES: Final = (_PTES_PER_PAGE + 1) * _PTES_PER_PAGE * 4
+_MAP_NORESERVE: Final = 0x4000  # Linux's; the mmap module of Python 3.11 does not name it
+_SHADOW_FLAGS: Final = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE
+_NO_PTES: Final = memoryview(bytes(PAGE_SIZE)).cast("I")  # one shadow page table, all absent
 
 
 class Shadow:
-    """What the Host maps for one guest page directory (one slot of ``lg->pgdirs``)."""
+    """What the Host maps for one guest page directory (one slot of ``lg->pgdirs``).
+
+    ``ptes`` has one shadow PTE per virtual page, 0 where none is installed, in an anonymous
+    mapping of 4 MB that the kernel fills with pages only where entries are written: like
+    2.6.24's shadow page tables, at most one 4 KiB page per page-directory slot the guest uses,
+    whatever its tables say (a directory whose 1023 slots share one table costs 4 MB, not one
+    Python object per page), given back when the guest ends (``close``).
+    """
 
     def __init__(self, gpgdir: int) -> None:
         self.gpgdir = gpgdir
-        # page-directory slot with a shadow page table -> the virtual pages mapped through it
-        self.pdes: dict[int, set[int]] = {}
-        self.ptes: dict[int, int] = {}  # virtual page number -> shadow PTE (the TLB miss path)
+        self._map = mmap.mmap(-1, _SHADOW_BYTES, flags=_SHADOW_FLAGS)
+        self.ptes = memoryview(self._map).cast("I")  # virtual page number -> shadow PTE
+        self.tables: set[int] = set()  # page-directory slots with a shadow page table
 
     def install(self, vpn: int, spte: int) -> None:
         self.ptes[vpn] = spte
-        self.pdes[vpn >> 10].add(vpn)
 
     def drop(self, vpn: int) -> None:
-        if self.ptes.pop(vpn, None) is not None:
-            self.pdes[vpn >> 10].discard(vpn)
+        self.ptes[vpn] = 0
 
     def forget_pde(self, index: int) -> None:
-        for vpn in self.pdes.pop(index, ()):
-            del self.ptes[vpn]
+        if index in self.tables:
+            self.tables.discard(index)
+            self.ptes[index * _PTES_PER_PAGE : (index + 1) * _PTES_PER_PAGE] = _NO_PTES
 
     def forget_below(self, index: int) -> None:
-        for pde in [p for p in self.pdes if p < index]:
+        for pde in [p for p in self.tables if p < index]:
             self.forget_pde(pde)
+
+    def close(self) -> None:
+        self.ptes.release()
+        self._map.close()
 
 
 class PageTables:
@@ -112,12 +129,10 @@ class PageTables:
         self.fills = 0  # TLB misses since Unicorn's TLB was last flushed
         self._kill = kill
         self.kernel_address = 0  # from lguest_data at LGUEST_INIT
-        self.slots: list[Shadow | None] = [Shadow(pgdir)] + [None] * (SHADOW_CACHE - 1)
-        self.current = self.slots[0]
-        assert self.current is not None
-        self.shadow: Shadow = self.current
-        # The fault a refused access produced: (page vaddr, error code); set by fill().
-        self._refused: tuple[int, int] | None = None
+        self.shadow = Shadow(pgdir)
+        self.slots: list[Shadow | None] = [self.shadow] + [None] * (SHADOW_CACHE - 1)
+        # The fault a refused fill produced: (page vaddr, error code); taken by take_fault().
+        self._fault: tuple[int, int] | None = None
         self.stack: tuple[int, int] = (
             0,
             0,
@@ -137,26 +152,26 @@ class PageTables:
     def fill(self, vaddr: int, access: int, entry: Any) -> bool:
         """Unicorn's ``UC_HOOK_TLB_FILL``: translate the page at ``vaddr`` or arrange a fault."""
         self.fills += 1
-        write = access == uc_const.UC_MEM_WRITE
+        write = access == ACCESS_WRITE
         if vaddr == GDT_VADDR and not write:
             entry.paddr = self._host_page
-            entry.perms = _PROT_RX
+            entry.perms = PROT_RX
             return True
         user = self._cpl() == 3
         vpn = vaddr >> PAGE_SHIFT
-        spte = self.shadow.ptes.get(vpn)
-        if spte is None or not _allows(spte, write, user):
+        spte = self.shadow.ptes[vpn]
+        if not spte or not _allows(spte, write, user):
             errcode = (
-                (_ERR_PRESENT if spte is not None else 0)
+                (_ERR_PRESENT if spte else 0)
                 | (_ERR_WRITE if write else 0)
                 | (_ERR_USER if user else 0)
             )
             if not self.demand_page(vaddr, errcode):
-                self._refused = (vaddr, errcode)
+                self._fault = (vaddr, errcode)
                 return False
             spte = self.shadow.ptes[vpn]
         entry.paddr = spte & ~_FLAGS
-        entry.perms = _PROT_RX | (uc_const.UC_PROT_WRITE if spte & PTE_RW else 0)
+        entry.perms = PROT_RX | (PROT_WRITE if spte & PTE_RW else 0)
         return True
 
     def unmapped(self, address: int) -> bool:
@@ -174,14 +189,14 @@ class PageTables:
             gpde = self._memory.read_u32(self.shadow.gpgdir + pde_index * 4)
             if not gpde & PTE_PRESENT:
                 return False
-            if pde_index not in self.shadow.pdes:
+            if pde_index not in self.shadow.tables:
                 if (
                     gpde & _FLAGS & ~PDE_ALLOWED_FLAGS
                     or gpde >> PAGE_SHIFT >= self._memory.pfnlimit
                 ):
                     self._kill("bad page directory entry")
                     return False
-                self.shadow.pdes[pde_index] = set()
+                self.shadow.tables.add(pde_index)
             gpte_addr = (gpde & ~_FLAGS) + ((vaddr >> PAGE_SHIFT) & (_PTES_PER_PAGE - 1)) * 4
             gpte = self._memory.read_u32(gpte_addr)
             if not gpte & PTE_PRESENT:
@@ -211,10 +226,10 @@ class PageTables:
 
         ``address`` is the faulting byte Unicorn kept; a refusal only knew its page.
         """
-        refused, self._refused = self._refused, None
-        if refused is None:
+        fault, self._fault = self._fault, None
+        if fault is None:
             return None
-        page, errcode = refused
+        page, errcode = fault
         return (address if address >> PAGE_SHIFT == page >> PAGE_SHIFT else page), errcode
 
     # --- hypercalls (spec 6) ------------------------------------------------------------------
@@ -253,7 +268,7 @@ class PageTables:
             young = bool(gpte & (PTE_DIRTY | PTE_ACCESSED))
             if young and not self._check_gpte(gpte):
                 continue
-            if pde_index not in shadow.pdes:
+            if pde_index not in shadow.tables:
                 continue
             vpn = (pde_index << 10) | ((vaddr >> PAGE_SHIFT) & (_PTES_PER_PAGE - 1))
             if young:
@@ -291,11 +306,16 @@ class PageTables:
         # them all, which for a random count would keep the Host busy for minutes.
         for i in range(min(pages, STACK_PAGES_MAX)):
             vaddr = (esp1 - 1 - i * 4096) & 0xFFFFFFFF
-            spte = self.shadow.ptes.get(vaddr >> PAGE_SHIFT)
-            if spte is not None and spte & PTE_RW:
+            if self.shadow.ptes[vaddr >> PAGE_SHIFT] & PTE_RW:
                 continue
             if not self.demand_page(vaddr, _ERR_WRITE):
                 self._kill(f"bad stack page {(esp1 - i * 4096) & 0xFFFFFFFF:#x}")
+
+    def close(self) -> None:
+        """Give every shadow's pages back (the CPU that filled from them is gone)."""
+        for shadow in self.slots:
+            if shadow is not None:
+                shadow.close()
 
     # --- the Host's own walks (frames, instruction bytes) --------------------------------------
 

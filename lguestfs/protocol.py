@@ -18,7 +18,7 @@ in the kernel's order, first match wins, and every errno that a misbehaving laun
 is logged with its reason.
 
 Reads and BREAK 1 writes block without holding the trio thread.  A read runs the guest on trio's
-thread for at most ``guest.RUN_HERE_FOR`` (most notify round trips end there, without a thread
+thread for at most ``guest.INLINE_FOR`` (most notify round trips end there, without a thread
 hop); the rest runs on the guest's own thread (``lguestfs.guest``), which reports back through
 ``on_exit`` and ``run_sync_soon``.  Meanwhile one :class:`Watcher` task looks at every held
 request's thread each ``POLL_INTERVAL`` for a signal that 2.6.24 would have acted on (one that runs
@@ -51,7 +51,8 @@ from lguestfs.abi import (
     REQUEST_NAMES,
 )
 from lguestfs.callers import Caller, CallerGoneError, DaemonOutOfFilesError, HeldThread, ThreadState
-from lguestfs.guest import Guest, RunExit
+from lguestfs.cpu import CpuError
+from lguestfs.guest import Guest, GuestContract, RunExit
 from lguestfs.memory import GuestMemory
 from lguestfs.node import guest_name
 
@@ -92,7 +93,7 @@ def start_guest(caller: Caller, base: int, pfnlimit: int, pgdir: int, start: int
         raise
 
 
-GuestStarter = Callable[[Caller, int, int, int, int], Guest]
+GuestStarter = Callable[[Caller, int, int, int, int], GuestContract]
 
 
 @dataclass
@@ -187,14 +188,14 @@ class Watcher:
 class Session:
     """One initialised guest: what INITIALIZE creates and the owner's release destroys."""
 
-    guest: Guest
+    guest: GuestContract
     owner: Caller
     base: int
     pfnlimit: int
     watcher: Watcher
     name: str = ""  # the directory under guests/, set by the Registry
     counters: Counters = field(default_factory=Counters)
-    died: bool = False  # a read reported the guest's death (ENOENT)
+    death_reported: bool = False  # a read answered ENOENT for the death; later ones the text
     closed_errno: int = 0  # nonzero once released or shut down: what held requests answer
     break_on: bool = False
     running: bool = False
@@ -206,7 +207,7 @@ class Session:
 
     @property
     def dead(self) -> bool:
-        return self.died or self.guest.dead_reason is not None
+        return self.death_reported or self.guest.death is not None
 
     # --- BREAK (spec 1.2, 1.5) ------------------------------------------------------------
 
@@ -446,6 +447,8 @@ class DeviceHandle(Handle):
             )
         except MemoryError as error:
             fail(errno.ENOMEM, f"{self}: INITIALIZE: {error}", logging.WARNING)
+        except CpuError as error:  # like the kernel's failed allocations at INITIALIZE
+            fail(errno.ENOMEM, f"{self}: INITIALIZE: no CPU for the guest: {error}", logging.ERROR)
         finally:
             self.starting = False
         self.session = Session(guest, caller, base, pfnlimit, self.registry.watcher)
@@ -483,13 +486,13 @@ class DeviceHandle(Handle):
         if kind is RunExit.SIGNAL:
             session.counters.signals += 1
             fail(errno.EINTR, f"{self}: the reader got a signal", logging.DEBUG)
-        session.died = True
-        log.info("%s: the guest died: %s", self, session.guest.dead_reason)
+        session.death_reported = True
+        log.info("%s: the guest died: %s", self, session.guest.death)
         fail(errno.ENOENT, f"{self}: the guest died during this read", logging.DEBUG)
 
     def death_report(self, session: Session, size: int) -> bytes:
         """Every read after the death: the reason, NUL included if it fits (spec 1.3 step 3)."""
-        reason = session.guest.dead_reason
+        reason = session.guest.death
         if reason is None:  # the guest died before its reason could be made (MemoryError)
             fail(errno.ENOMEM, f"{self}: the guest died without a reason")
         text = reason.encode("utf-8", "surrogateescape") + b"\0"  # the guest's own bytes

@@ -2,9 +2,9 @@
 
 Where this sits: ``hypercalls`` hands us the table address; we keep the guest's 32 entries as
 2.6.24's ``lg->gdt`` does, fix them up (DPL 0 becomes 1, accessed always set, so the CPU never
-writes the Host's page), and ``cpu`` copies the result into the Host's GDT page at 0xFFC00000,
-which is the GDT Unicorn actually uses.  Segment registers are not reloaded: as on hardware, a new
-descriptor takes effect at the guest's next segment load.
+writes the Host's page), and ``cpu`` copies the result into the Host's GDT page (mapped at 4 GB,
+out of the guest's reach), which is the GDT Unicorn actually uses.  Segment registers are not
+reloaded: as on hardware, a new descriptor takes effect at the guest's next segment load.
 
 The slots the Host keeps for itself (10 and 11, the switcher's CS/DS; 16, the TSS; 31, the
 double-fault TSS) are stored but not fixed up, and stay empty in the GDT Unicorn sees, so a
@@ -26,16 +26,12 @@ from lguestfs.abi import (
     KERNEL_CS_DESCRIPTOR,
     KERNEL_DS_DESCRIPTOR,
 )
-from lguestfs.memory import GuestMemory
+from lguestfs.memory import GuestMemory, signed32
 
 HOST_GDT_ENTRIES: Final = frozenset({10, 11, 16, 31})  # switcher CS, DS, TSS, double-fault TSS
 _DPL_MASK: Final = 0x6000
 _ACCESSED: Final = 0x100
 _DESCRIPTOR = struct.Struct("<II")
-
-
-def _signed(value: int) -> int:
-    return value - (1 << 32) if value & 0x80000000 else value
 
 
 class Gdt:
@@ -49,7 +45,7 @@ class Gdt:
     def load(self, memory: GuestMemory, table: int, count: int) -> str | None:
         """LOAD_GDT(table, count): the kill reason, or None."""
         if count > GDT_ENTRIES:
-            return f"too many gdt entries {_signed(count)}"
+            return f"too many gdt entries {signed32(count)}"
         data = memory.read(table, count * 8)  # GuestAccessError: the caller's kill
         for i in range(count):
             self.entries[i] = _DESCRIPTOR.unpack_from(data, i * 8)

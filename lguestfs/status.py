@@ -32,7 +32,7 @@ def render(session: Session) -> str:
     """The whole file, one ``name: value`` per line (maps indented below their name)."""
     guest = session.guest.status()
     state = "dead" if session.dead else getattr(guest, "state", "unknown")
-    reason = session.guest.dead_reason
+    reason = session.guest.death
     lines = [f"guest: {session.name}", f"state: {state}"]
     if reason is not None:
         lines.append(f"reason: {reason.rstrip()}")

@@ -24,7 +24,7 @@ def run_to_death(guests: list[Guest], source: str) -> str | None:
     g = make_guest(source)
     guests.append(g)
     assert Reads(g).read() == (RunExit.DIED, 0)
-    return g.dead_reason
+    return g.death
 
 
 def test_notify_returns_the_address_then_the_guest_resumes(guests: list[Guest]) -> None:
@@ -73,9 +73,9 @@ def test_crash_message_too_close_to_the_limit(guests: list[Guest]) -> None:
 def test_crash_reads_at_most_127_characters(guests: list[Guest]) -> None:
     g = make_guest(f"init\n hcall 2, {SCRATCH}")
     guests.append(g)
-    g.memory.write(SCRATCH, b"x" * 200)
+    g.lguest.memory.write(SCRATCH, b"x" * 200)
     Reads(g).read()
-    assert g.dead_reason == "CRASH: " + "x" * 127
+    assert g.death == "CRASH: " + "x" * 127
 
 
 @pytest.mark.parametrize(
@@ -111,7 +111,7 @@ def test_halt_sleeps_until_break_and_stays_halted(guests: list[Guest]) -> None:
     g.set_break(True)
     assert pending.wait(5) == (RunExit.BREAK, 0)
     g.set_break(False)
-    assert g.halted
+    assert g.lguest.halted
 
 
 def test_async_ring_stops_at_a_notify_and_keeps_the_direct_call_pending(
@@ -136,7 +136,7 @@ def test_async_ring_stops_at_a_notify_and_keeps_the_direct_call_pending(
         (RunExit.NOTIFY, 0xA2),
         (RunExit.NOTIFY, 0xA3),
     ]
-    assert g.memory.read(0x20000 + 20, 2) == b"\xff\xff"
+    assert g.lguest.memory.read(0x20000 + 20, 2) == b"\xff\xff"
     assert g.status().hypercalls["NOTIFY"] == 3
 
 
@@ -158,4 +158,4 @@ def test_a_notify_and_a_death_in_the_same_pass_return_the_notify_first(
     reads = Reads(g)
     assert reads.read() == (RunExit.NOTIFY, 0xB1)
     assert reads.read() == (RunExit.DIED, 0)
-    assert g.dead_reason == "Bad hypercall 11\n"
+    assert g.death == "Bad hypercall 11\n"

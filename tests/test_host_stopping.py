@@ -76,7 +76,7 @@ def test_two_guests_run_at_once() -> None:
         a.set_break(True)
         b.set_break(True)
         assert da.wait(2) == db.wait(2) == (RunExit.BREAK, 0)
-        counts = [int.from_bytes(g.memory.read(0x21000, 4), "little") for g in (a, b)]
+        counts = [int.from_bytes(g.lguest.memory.read(0x21000, 4), "little") for g in (a, b)]
         assert all(c > 1000 for c in counts)
     finally:
         a.close()
@@ -100,8 +100,10 @@ def test_timer_wakes_a_halted_guest_with_irq_0() -> None:
         start = time.monotonic()
         assert Reads(g).read() == (RunExit.NOTIFY, 0x71)
         assert time.monotonic() - start >= 0.019
-        assert g.memory.read_u32(DATA) == 0  # interrupt gate: irq_enabled cleared after 0x200
-        assert not g.halted
+        assert (
+            g.lguest.memory.read_u32(DATA) == 0
+        )  # interrupt gate: irq_enabled cleared after 0x200
+        assert not g.lguest.halted
     finally:
         g.close()
 
@@ -239,7 +241,7 @@ def break_at_random_moments(g: Guest, breaks: int) -> None:
         pending = reads.start()
         time.sleep(random.random() * 0.0005)
         g.set_break(True)
-        assert pending.wait(2) == (RunExit.BREAK, 0), g.dead_reason
+        assert pending.wait(2) == (RunExit.BREAK, 0), g.death
         g.set_break(False)
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from lguestfs.interrupts import Idt
+from lguestfs.idt import Idt
 from lguestfs.memory import GuestAccessError, GuestMemory
 from lguestfs.segments import Gdt
 

@@ -52,12 +52,12 @@ def user_guest(user_code: str) -> Guest:
         + user_code
     )
     g = make_guest(source)
-    g.memory.write(GDT_TABLE, gdt_table())
+    g.lguest.memory.write(GDT_TABLE, gdt_table())
     return g
 
 
 def frame(g: Guest, words: int = 6) -> list[int]:
-    return list(struct.unpack(f"<{words}I", g.memory.read(FRAME, words * 4)))
+    return list(struct.unpack(f"<{words}I", g.lguest.memory.read(FRAME, words * 4)))
 
 
 def test_user_mode_in_is_a_general_protection_fault() -> None:
@@ -66,7 +66,7 @@ def test_user_mode_in_is_a_general_protection_fault() -> None:
         assert Reads(g).read() == (RunExit.NOTIFY, 0x77)
         err, eip, cs, eflags, esp, ss = frame(g)
         assert (err, cs, ss, esp) == (0, USER_CS, USER_DS, 0xC0000000 + SCRATCH + 0x700)
-        assert g.memory.read(eip - 0xC0000000, 2) == b"\xe4\x60"  # EIP still on the in
+        assert g.lguest.memory.read(eip - 0xC0000000, 2) == b"\xe4\x60"  # EIP still on the in
         assert eflags & 0x200 == 0  # irq_enabled was 0: IF cleared in the pushed EFLAGS
     finally:
         g.close()
@@ -78,7 +78,7 @@ def test_user_mode_hypercall_is_gp_with_error_0xfa() -> None:
         assert Reads(g).read() == (RunExit.NOTIFY, 0x77)
         err, eip, cs, _eflags, _esp, _ss = frame(g)
         assert (err, cs) == (0xFA, USER_CS)
-        assert g.memory.read(eip - 0xC0000000, 2) == b"\xcd\x1f"
+        assert g.lguest.memory.read(eip - 0xC0000000, 2) == b"\xcd\x1f"
     finally:
         g.close()
 
@@ -104,7 +104,7 @@ def test_kernel_in_is_emulated_with_all_ones() -> None:
     g = make_guest(source)
     try:
         assert Reads(g).read() == (RunExit.NOTIFY, 1)
-        values = struct.unpack("<4I", g.memory.read(SCRATCH, 16))
+        values = struct.unpack("<4I", g.lguest.memory.read(SCRATCH, 16))
         assert values == (0x1234FFFF, 0xFFFFFFFF, 0xFFFF5678, 0x12345678)
     finally:
         g.close()
@@ -114,7 +114,7 @@ def test_unhandled_invalid_opcode_kills_with_eip() -> None:
     g = make_guest("init\n ud2\n")  # init is 27 bytes: ud2 at 0xc001001b
     try:
         assert Reads(g).read() == (RunExit.DIED, 0)
-        assert g.dead_reason == "unhandled trap 6 at 0xc001001b (0x0)"
+        assert g.death == "unhandled trap 6 at 0xc001001b (0x0)"
     finally:
         g.close()
 
@@ -137,9 +137,9 @@ timer:
     try:
         g.raise_irq(0)
         assert Reads(g).read() == (RunExit.NOTIFY, 0x20)
-        _eip, eflags = struct.unpack("<II", g.memory.read(SCRATCH, 8))
+        _eip, eflags = struct.unpack("<II", g.lguest.memory.read(SCRATCH, 8))
         assert eflags & 0x200
-        assert g.memory.read_u32(DATA + LD_IRQ_ENABLED) == 0
+        assert g.lguest.memory.read_u32(DATA + LD_IRQ_ENABLED) == 0
         assert g.status().interrupts_delivered == 1
     finally:
         g.close()
@@ -149,7 +149,7 @@ def test_fetch_from_an_unmapped_page_is_a_page_fault_with_cr2() -> None:
     g = make_guest("init\n movl $0x80000000, %eax\n jmp *%eax\n")
     try:
         assert Reads(g).read() == (RunExit.DIED, 0)
-        assert g.dead_reason == "unhandled trap 14 at 0x80000000 (0x80000000)"
+        assert g.death == "unhandled trap 14 at 0x80000000 (0x80000000)"
     finally:
         g.close()
 
@@ -179,9 +179,9 @@ pf_handler:
     g = make_guest(f".set FRAME, {SCRATCH + 0x1000:#x}\n" + source)  # outside the read-only page
     try:
         pte = 0x2000 + (SCRATCH >> 12) * 4
-        g.memory.write_u32(pte, g.memory.read_u32(pte) & ~2)
-        assert Reads(g).read() == (RunExit.NOTIFY, 14), g.dead_reason
-        found = struct.unpack("<II", g.memory.read(SCRATCH + 0x1000, 8))
+        g.lguest.memory.write_u32(pte, g.lguest.memory.read_u32(pte) & ~2)
+        assert Reads(g).read() == (RunExit.NOTIFY, 14), g.death
+        found = struct.unpack("<II", g.lguest.memory.read(SCRATCH + 0x1000, 8))
         assert found == (errcode, 0xC0000000 + SCRATCH + 8)
         assert g.status().page_faults_reflected == 1
     finally:
@@ -199,8 +199,8 @@ def test_fast_system_call_instructions_fault(insn: str, reason: str) -> None:
     g = make_guest(f"init\n {insn}\n incl (SCRATCH + PAGE_OFFSET)\n hcall 17, 1\n")
     try:
         assert Reads(g).read() == (RunExit.DIED, 0)
-        assert g.dead_reason == reason
-        assert g.memory.read_u32(SCRATCH) == 0  # nothing after it ran
+        assert g.death == reason
+        assert g.lguest.memory.read_u32(SCRATCH) == 0  # nothing after it ran
     finally:
         g.close()
 
@@ -209,7 +209,7 @@ def test_user_mode_can_load_a_segment_from_the_hosts_gdt() -> None:
     # Unicorn reads the descriptor at CPL 3: the Host's GDT page must serve that read.
     g = user_guest("    movl $0x7b, %eax\n    movl %eax, %es\n    int $0x1f\n1:  jmp 1b\n")
     try:
-        assert Reads(g).read() == (RunExit.NOTIFY, 0x77), g.dead_reason
+        assert Reads(g).read() == (RunExit.NOTIFY, 0x77), g.death
         assert frame(g)[0] == 0xFA  # it got as far as the hypercall gate's #GP
     finally:
         g.close()
@@ -220,6 +220,6 @@ def test_any_access_to_the_top_4mb_kills(address: int) -> None:
     g = make_guest(f"init\n movl {address:#x}, %eax\n")
     try:
         assert Reads(g).read() == (RunExit.DIED, 0)
-        assert g.dead_reason == "attempt to access switcher pages"
+        assert g.death == "attempt to access switcher pages"
     finally:
         g.close()

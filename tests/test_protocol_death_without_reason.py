@@ -10,34 +10,28 @@ import errno
 import struct
 import threading
 from collections.abc import Callable
-from typing import cast
 
 import pyfuse3
 import pytest
 import trio
 
 from lguestfs.callers import Caller
-from lguestfs.guest import Guest, RunExit
+from lguestfs.guest import GuestContract, RunExit
 from lguestfs.protocol import DeviceHandle, Registry
+from tests.support.standin import StandInGuest
 
 
-class ReasonlessGuest:
-    """Dies on its first run, from its own thread, leaving ``dead_reason`` None."""
+class ReasonlessGuest(StandInGuest):
+    """Dies on its first run, from its own thread, leaving ``death`` None."""
 
-    dead_reason: str | None = None
-
-    def run(self, on_exit: Callable[[RunExit, int], None], *, signal_pending: bool = False) -> None:
+    def run(self, on_exit: Callable[[RunExit, int], None]) -> None:
         threading.Thread(target=on_exit, args=(RunExit.DIED, 0)).start()
 
-    def interrupt(self) -> None:
-        pass
 
-    def close(self) -> None:
-        pass
-
-
-def reasonless_starter(caller: Caller, base: int, pfnlimit: int, pgdir: int, start: int) -> Guest:
-    return cast(Guest, ReasonlessGuest())
+def reasonless_starter(
+    caller: Caller, base: int, pfnlimit: int, pgdir: int, start: int
+) -> GuestContract:
+    return ReasonlessGuest()
 
 
 async def read_errno(handle: DeviceHandle, size: int) -> int:

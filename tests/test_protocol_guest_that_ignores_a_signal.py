@@ -13,35 +13,28 @@ import logging
 import struct
 import threading
 from collections.abc import Callable
-from typing import cast
 
 import pyfuse3
 import pytest
 import trio
 
 from lguestfs.callers import Caller, HeldThread, ThreadState
-from lguestfs.guest import Guest, RunExit
+from lguestfs.guest import GuestContract, RunExit
 from lguestfs.protocol import STOP_GRACE, DeviceHandle, Registry
+from tests.support.standin import StandInGuest
 
 
-class DeafGuest:
+class DeafGuest(StandInGuest):
     """Runs for ever: ``interrupt()`` is ignored; ``finish()`` ends the run late."""
 
-    dead_reason: str | None = None
     on_exit: Callable[[RunExit, int], None] | None = None
 
-    def run(self, on_exit: Callable[[RunExit, int], None], *, signal_pending: bool = False) -> None:
+    def run(self, on_exit: Callable[[RunExit, int], None]) -> None:
         self.on_exit = on_exit
-
-    def interrupt(self) -> None:
-        pass
 
     def finish(self) -> None:
         assert self.on_exit is not None
         threading.Thread(target=self.on_exit, args=(RunExit.SIGNAL, 0)).start()
-
-    def close(self) -> None:
-        pass
 
 
 async def read_errno(handle: DeviceHandle) -> int:
@@ -56,8 +49,8 @@ def test_read_ends_with_eintr_when_the_guest_ignores_the_signal(
     guest = DeafGuest()
     monkeypatch.setattr(HeldThread, "state", lambda self: ThreadState.SIGNALLED)
 
-    def starter(caller: Caller, base: int, pfnlimit: int, pgdir: int, start: int) -> Guest:
-        return cast(Guest, guest)
+    def starter(caller: Caller, base: int, pfnlimit: int, pgdir: int, start: int) -> GuestContract:
+        return guest
 
     async def scenario() -> list[int]:
         caller = Caller(threading.get_native_id())

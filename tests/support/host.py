@@ -128,6 +128,8 @@ class Reads:
         self.guest = guest
 
     def read(self, timeout: float = 10.0, *, signal_pending: bool = False) -> tuple[RunExit, int]:
+        """One read; with ``signal_pending``, the reader's signal is there before the loop starts
+        (the run goes to the guest thread, which cannot start it until the signal is in)."""
         done = threading.Event()
         result: list[tuple[RunExit, int]] = []
 
@@ -135,7 +137,13 @@ class Reads:
             result.append((kind, value))
             done.set()
 
-        self.guest.run(on_exit, signal_pending=signal_pending)
+        if signal_pending:
+            self.guest._inline_ok = False
+            with self.guest._cond:  # the guest thread waits for it before it looks at the run
+                self.guest.run(on_exit)
+                self.guest.interrupt()
+        else:
+            self.guest.run(on_exit)
         if not done.wait(timeout):
             raise AssertionError("the guest did not return from run()")
         return result[0]

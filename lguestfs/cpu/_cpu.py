@@ -1,0 +1,338 @@
+"""The ``Cpu``: one Unicorn engine as the guest's i386 CPU, driven through libunicorn directly.
+
+The hot calls (registers, stop, the INTR and TLB-fill hooks) go to the C library through ctypes
+prototypes taking plain integers (``_binding``); the hidden state goes through a context blob at
+the offsets ``_calibrate`` measured.  Why each of these is needed is in ``lguestfs.cpu``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import struct
+from typing import Any, Final, Protocol
+
+from lguestfs.abi import (
+    GDT_ENTRIES,
+    GUEST_CS,
+    GUEST_DS,
+    INITIAL_EFLAGS,
+    PAGE_SIZE,
+)
+from lguestfs.cpu._binding import CpuError, const, handle, new_uc, unicorn, x86_const
+from lguestfs.cpu._calibrate import HF_CPL_MASK, calibrate
+from lguestfs.memory import GuestMemory
+
+# Registers the hot paths read and write (Unicorn ids).
+EAX: Final[int] = x86_const.UC_X86_REG_EAX
+EBX: Final[int] = x86_const.UC_X86_REG_EBX
+ECX: Final[int] = x86_const.UC_X86_REG_ECX
+EDX: Final[int] = x86_const.UC_X86_REG_EDX
+ESI: Final[int] = x86_const.UC_X86_REG_ESI
+EDI: Final[int] = x86_const.UC_X86_REG_EDI
+EBP: Final[int] = x86_const.UC_X86_REG_EBP
+ESP: Final[int] = x86_const.UC_X86_REG_ESP
+EIP: Final[int] = x86_const.UC_X86_REG_EIP
+EFLAGS: Final[int] = x86_const.UC_X86_REG_EFLAGS
+CS: Final[int] = x86_const.UC_X86_REG_CS
+SS: Final[int] = x86_const.UC_X86_REG_SS
+DS: Final[int] = x86_const.UC_X86_REG_DS
+ES: Final[int] = x86_const.UC_X86_REG_ES
+FS: Final[int] = x86_const.UC_X86_REG_FS
+GS: Final[int] = x86_const.UC_X86_REG_GS
+_CR0: Final[int] = x86_const.UC_X86_REG_CR0
+
+# What a TLB fill is told and answers (``pagetables``).
+ACCESS_WRITE: Final[int] = const.UC_MEM_WRITE
+PROT_RX: Final[int] = const.UC_PROT_READ | const.UC_PROT_EXEC
+PROT_WRITE: Final[int] = const.UC_PROT_WRITE
+
+# The Host's page, the GDT Unicorn uses, sits above 4 GB: see the facts in ``lguestfs.cpu``.
+GDT_VADDR: Final = 0x1_0000_0000
+STOP_ADDR: Final = GDT_VADDR + PAGE_SIZE - 1  # emu_start's ``until``: mapped, and no guest EIP
+_CR0_PE: Final = 1
+_CR0_TS: Final = 8
+_CR0_PG: Final = 0x80000000
+_MMU_ERRORS: Final = frozenset(
+    {
+        const.UC_ERR_READ_UNMAPPED,
+        const.UC_ERR_WRITE_UNMAPPED,
+        const.UC_ERR_FETCH_UNMAPPED,
+        const.UC_ERR_EXCEPTION,
+    }
+)
+_TLB_FLUSH: Final = (const.UC_CTL_IO_WRITE << 30) | const.UC_CTL_TLB_FLUSH
+_HYPERCALL_REGS: Final = (CS, EAX, EDX, EBX, ECX)
+_HYPERCALL_FORMAT: Final = struct.Struct("<5Q")
+
+
+class RunEnd(enum.Enum):
+    """Why ``Cpu.run`` returned."""
+
+    STOPPED = "stopped"  # a hook or another thread stopped it, or a hook raised (re-raised by run)
+    MMU = "mmu"  # pagetables refused a translation (or an access left guest memory): it knows why
+
+
+class CpuHooks(Protocol):
+    """What the Host does when Unicorn calls back (all on the guest thread, inside ``run``)."""
+
+    def on_tlb_fill(self, vaddr: int, access: int, entry: Any) -> bool:
+        """A TLB miss on the page at ``vaddr``: set ``entry.paddr``/``entry.perms`` and return
+        True, or return False to refuse it (the run ends on the faulting instruction)."""
+
+    def on_trap(self, intno: int) -> None:
+        """An ``int`` instruction or an exception (never delivered through an IDT)."""
+
+    def on_invalid_instruction(self) -> bool:
+        """#UD; return True to go on at the (possibly changed) EIP."""
+
+    def on_port_in(self, port: int, size: int) -> int:
+        """``in``: the value for AL/AX/EAX."""
+
+    def on_port_out(self, port: int, size: int, value: int) -> None:
+        """``out``."""
+
+    def on_unmapped(self, address: int) -> bool:
+        """An access to a physical address outside every mapping (never allowed)."""
+
+    def on_sysenter(self) -> None:
+        """``sysenter`` (Unicorn would run it as a no-op)."""
+
+    def on_syscall(self) -> None:
+        """``syscall`` (Unicorn would run it as a no-op)."""
+
+
+class Cpu:
+    """One Unicorn x86 CPU in 32-bit protected mode, with the guest's memory at physical 0."""
+
+    def __init__(self, memory: GuestMemory, hooks: CpuHooks) -> None:
+        calibration = calibrate()
+        self._offsets = calibration
+        lib = self._lib = calibration.binding
+        uc = new_uc()
+        self._handle: int = handle(uc)
+        # Before the engine translates anything: stops land between blocks only (the facts).
+        ctypes.c_uint8.from_address(self._handle + calibration.no_exit_request).value = 1
+        self._uc: Any = uc
+        self._uch = uc._uch
+        uc.ctl_set_tlb_mode(const.UC_TLB_VIRTUAL)
+        uc.mem_map_ptr(0, memory.size, const.UC_PROT_ALL, memory.address)
+        # The Host's page lives just above guest memory (4 MB aligned) in Unicorn's physical space;
+        # only pagetables' switcher mapping reaches it, read-only.
+        self.host_page = (memory.size + 0x3FFFFF) & ~0x3FFFFF
+        uc.mem_map(self.host_page, PAGE_SIZE, const.UC_PROT_ALL)
+        # the C entry points, on the instance: the hot paths look nothing up in modules
+        self._reg_read, self._reg_write = lib.reg_read, lib.reg_write
+        self._emu_stop, self._ctl = lib.emu_stop, lib.ctl
+        self._running = False  # inside run(): hooks are being called
+        self._install_hooks(hooks)
+        self._value = ctypes.c_uint64()
+        self._value_addr = ctypes.addressof(self._value)
+        self._batch_ids = (ctypes.c_int32 * len(_HYPERCALL_REGS))(*_HYPERCALL_REGS)
+        self._batch_values = (ctypes.c_uint64 * len(_HYPERCALL_REGS))()
+        base = ctypes.addressof(self._batch_values)
+        self._batch_refs = (ctypes.c_void_p * len(_HYPERCALL_REGS))(
+            *(base + 8 * i for i in range(len(_HYPERCALL_REGS)))
+        )
+        self._batch_ids_addr = ctypes.addressof(self._batch_ids)
+        self._batch_refs_addr = ctypes.addressof(self._batch_refs)
+        self._context = lib.context_type()
+        if lib.lib.uc_context_alloc(self._uch, ctypes.byref(self._context)) != const.UC_ERR_OK:
+            raise CpuError("uc_context_alloc failed")
+        self._context_addr: int = self._context.value or 0
+
+    def _install_hooks(self, hooks: CpuHooks) -> None:
+        """INTR and TLB fill are hot: raw ctypes callbacks, not the binding's wrapped ones.
+
+        A Python exception cannot cross a ctypes callback, so each raw hook keeps the first one
+        and stops the CPU; ``run`` raises it.  The rare hooks go through the binding, which
+        does the same with its own ``_hook_exception``.
+        """
+        self._hook_error: BaseException | None = None
+
+        def on_interrupt(_uc: int, intno: int, _data: int) -> None:
+            try:
+                hooks.on_trap(intno)
+            except BaseException as e:
+                self._hook_failed(e)
+
+        def on_tlb_fill(_uc: int, vaddr: int, access: int, entry: Any, _data: int) -> bool:
+            try:
+                return hooks.on_tlb_fill(vaddr, access, entry.contents)
+            except BaseException as e:
+                self._hook_failed(e)
+                return False
+
+        lib = self._lib
+        self._raw_hooks = (lib.intr_callback(on_interrupt), lib.tlb_fill_callback(on_tlb_fill))
+        for htype, callback in zip(
+            (const.UC_HOOK_INTR, const.UC_HOOK_TLB_FILL), self._raw_hooks, strict=True
+        ):
+            hook = lib.hook_type()
+            status = lib.lib.uc_hook_add(
+                self._uch,
+                ctypes.byref(hook),
+                htype,
+                ctypes.cast(callback, ctypes.c_void_p),
+                None,
+                1,
+                0,
+            )
+            if status != const.UC_ERR_OK:
+                raise CpuError(f"uc_hook_add({htype}) failed: {status}")
+        uc = self._uc
+        uc.hook_add(const.UC_HOOK_INSN_INVALID, lambda _u, _d: hooks.on_invalid_instruction())
+        uc.hook_add(
+            const.UC_HOOK_INSN,
+            lambda _u, port, size, _d: hooks.on_port_in(port, size),
+            aux1=x86_const.UC_X86_INS_IN,
+        )
+        uc.hook_add(
+            const.UC_HOOK_INSN,
+            lambda _u, port, size, value, _d: hooks.on_port_out(port, size, value),
+            aux1=x86_const.UC_X86_INS_OUT,
+        )
+        uc.hook_add(
+            const.UC_HOOK_INSN,
+            lambda _u, _d: hooks.on_sysenter(),
+            aux1=x86_const.UC_X86_INS_SYSENTER,
+        )
+        uc.hook_add(
+            const.UC_HOOK_INSN, lambda _u, _d: hooks.on_syscall(), aux1=x86_const.UC_X86_INS_SYSCALL
+        )
+        uc.hook_add(
+            const.UC_HOOK_MEM_UNMAPPED,
+            lambda _u, _access, address, _size, _value, _d: hooks.on_unmapped(address),
+        )
+
+    def _hook_failed(self, error: BaseException) -> None:
+        if self._hook_error is None:
+            self._hook_error = error
+        self.stop()
+
+    # --- registers, through the C library directly (the binding's reg_read costs 2 µs) -----------
+
+    def reg(self, reg_id: int) -> int:
+        self._value.value = 0  # a 16-bit register (CS, SS...) only fills the low bytes
+        self._reg_read(self._handle, reg_id, self._value_addr)
+        return self._value.value & 0xFFFFFFFF
+
+    def set_reg(self, reg_id: int, value: int) -> None:
+        self._value.value = value & 0xFFFFFFFF
+        if self._reg_write(self._handle, reg_id, self._value_addr) != const.UC_ERR_OK:
+            raise CpuError(f"cannot load register {reg_id} with {value:#x}")
+        if reg_id == EIP and self._running:
+            self._emu_stop(self._handle)  # a hook moved EIP: end the run (see the module notes)
+
+    def cpl(self) -> int:
+        return self.reg(CS) & 3
+
+    def set_ts(self, on: bool) -> None:
+        """CR0.TS: with it set, FPU instructions raise #NM."""
+        cr0 = self._uc.reg_read(_CR0)
+        self._uc.reg_write(_CR0, cr0 | _CR0_TS if on else cr0 & ~_CR0_TS)
+
+    def hypercall_regs(self) -> tuple[int, int, int, int, int]:
+        """CS, EAX, EDX, EBX, ECX in one call: what a hypercall needs."""
+        self._lib.reg_read_batch(self._handle, self._batch_ids_addr, self._batch_refs_addr, 5)
+        cs, eax, edx, ebx, ecx = _HYPERCALL_FORMAT.unpack_from(self._batch_values)
+        return cs & 0xFFFF, eax & 0xFFFFFFFF, edx & 0xFFFFFFFF, ebx & 0xFFFFFFFF, ecx & 0xFFFFFFFF
+
+    # --- the hidden state only the context blob holds ------------------------------------------
+
+    def _save(self) -> None:
+        self._lib.context_save(self._handle, self._context_addr)
+
+    def _restore(self) -> None:
+        self._lib.context_restore(self._handle, self._context_addr)
+
+    def _blob_int(self, offset: int) -> ctypes.c_int32:
+        return ctypes.c_int32.from_address(self._context_addr + offset)
+
+    def exception_info(self) -> tuple[int, bool]:
+        """(error code, raised by an ``int`` instruction?) of the exception being handled."""
+        self._save()
+        return self._blob_int(self._offsets.error_code).value, bool(
+            self._blob_int(self._offsets.exception_is_int).value
+        )
+
+    def clear_old_exception(self) -> None:
+        """Forget the exception in flight, so the next fault is not taken for a double fault."""
+        self._save()
+        self._blob_int(self._offsets.old_exception).value = -1
+        self._restore()
+
+    def enter(self, cs: int, ss: int, esp: int, eip: int, eflags: int) -> None:
+        """Load CS:EIP, SS:ESP and EFLAGS as a privilege change would (see the module notes).
+
+        The CPL becomes ``ss & 3``; SS and CS go through Unicorn's descriptor checks against
+        the Host GDT, which raise ``CpuError`` for a selector the hardware would refuse.
+        """
+        self._save()
+        hflags = self._blob_int(self._offsets.hflags)
+        hflags.value = (hflags.value & ~HF_CPL_MASK) | (ss & 3)
+        self._restore()
+        self.set_reg(SS, ss)
+        self.set_reg(CS, cs)
+        self.set_reg(ESP, esp)
+        self.set_reg(EIP, eip)
+        self.set_reg(EFLAGS, eflags)
+
+    # --- set-up ------------------------------------------------------------------------------
+
+    def start(self, gdt: bytes, eip: int) -> None:
+        """The state of spec 7.1: flat DPL-1 segments, paging on, EFLAGS 0x202, CPL 1 at ``eip``."""
+        self.load_gdt(gdt)
+        self._uc.reg_write(x86_const.UC_X86_REG_GDTR, (0, 0, GDT_ENTRIES * 8 - 1, 0))
+        self._save()
+        ctypes.c_uint64.from_address(self._context_addr + self._offsets.gdt_base).value = GDT_VADDR
+        self._restore()
+        self._uc.reg_write(_CR0, self._uc.reg_read(_CR0) | _CR0_PE | _CR0_PG)
+        self.enter(GUEST_CS, GUEST_DS, 0, eip, INITIAL_EFLAGS)
+        for seg in (DS, ES):
+            self.set_reg(seg, GUEST_DS)
+        for seg in (FS, GS):
+            self.set_reg(seg, 0)
+        for reg in (EAX, EBX, ECX, EDX, ESI, EDI, EBP):
+            self.set_reg(reg, 0)
+
+    def load_gdt(self, gdt: bytes) -> None:
+        """Write the Host GDT (all 32 entries, already fixed up by ``segments``)."""
+        self._uc.mem_write(self.host_page, gdt)
+
+    # --- running -----------------------------------------------------------------------------
+
+    def run(self) -> RunEnd:
+        """Run from the current EIP until stopped; an exception raised by a hook propagates."""
+        self._running = True
+        try:
+            status = self._lib.lib.uc_emu_start(self._uch, self.reg(EIP), STOP_ADDR, 0, 0)
+        finally:
+            self._running = False
+        raised = self._hook_error or self._uc._hook_exception
+        if raised is not None:
+            self._hook_error = self._uc._hook_exception = None
+            raise raised
+        if status == const.UC_ERR_OK:
+            return RunEnd.STOPPED
+        if status in _MMU_ERRORS:
+            return RunEnd.MMU
+        raise CpuError(f"emu_start failed: {unicorn.UcError(status)}")
+
+    def stop(self) -> None:
+        """Ask a running ``run`` to return (from any thread; lost if it lands too early)."""
+        self._emu_stop(self._handle)
+
+    def flush_tlb(self) -> None:
+        self._ctl(self._handle, _TLB_FLUSH)
+
+    def fault_address(self) -> int:
+        """The address whose translation ``pagetables`` refused, ending the last run."""
+        return ctypes.c_uint64.from_address(self._handle + self._offsets.fault_address).value
+
+    def close(self) -> None:
+        """Free the Unicorn instance; the guest's memory must outlive this call."""
+        if self._context_addr:
+            self._lib.lib.uc_context_free(self._context)
+            self._context_addr = 0
+        self._uc._Uc__finalizer()
