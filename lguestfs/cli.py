@@ -18,6 +18,7 @@ import resource
 import signal
 import subprocess
 import sys
+from importlib import metadata
 
 import pyfuse3
 import trio
@@ -130,6 +131,19 @@ def raise_descriptor_limit() -> None:
         log.debug("descriptor limit raised from %d to %d", soft, hard)
 
 
+def log_unicorn_build(patches: str | None) -> None:
+    """Say whether the CPU runs on the project's Unicorn build: a stock one is much slower."""
+    version = metadata.version("unicorn")
+    if patches is None:
+        log.warning(
+            "CPU: the libunicorn loaded (unicorn %s installed) lacks the project's patches: "
+            "every guest store takes its slow path (scripts/setup installs the project's build)",
+            version,
+        )
+    else:
+        log.info("CPU: Unicorn %s with the project's patches (%s)", version, patches)
+
+
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="lguestfs",
@@ -162,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     # A daemon that seems stuck: ``kill -USR1 <pid>`` writes every thread's stack to the log.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
-        cpu.calibrate()  # a Unicorn this Host does not know fails here, not at every INITIALIZE
+        calibration = cpu.calibrate()  # a Unicorn this Host does not know fails here, not later
     except cpu.CpuError as error:
         print(f"lguestfs: unicorn {cpu.UNICORN_VERSION} cannot be used: {error}", file=sys.stderr)
         return EXIT_FAILURE
@@ -175,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.getuid() != 0:
         log.warning("not root: INITIALIZE cannot map launchers' memory (needs CAP_SYS_ADMIN)")
     raise_descriptor_limit()
+    log_unicorn_build(calibration.binding.patches)
     # The source and subtype the mount table shows: how the launcher and others find us.
     options = {f"fsname={node.FSNAME}", f"subtype={node.FSNAME}", "default_permissions"}
     if args.allow_other:

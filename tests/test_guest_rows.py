@@ -128,6 +128,8 @@ ROWS = [
     Row("7.2", "tls_load"),
     # The runtime's own library (printf formats, memmove)
     Row("rt", "rt_library"),
+    # The CPU: code rewritten in place, through an alias, and one instruction ahead
+    Row("cpu", "self_modifying"),
 ]
 
 

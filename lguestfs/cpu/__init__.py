@@ -85,8 +85,10 @@ measured again at every start and each has its own test (``tests/test_host_cpu_f
   they fire; CODE, BLOCK and MEM_READ/WRITE hooks slow every instruction (a Python CODE hook: 2.7
   MIPS; any MEM hook: stores -26%), so the Host has none.  An empty INTR hook costs 0.4 us, the
   binding's ``reg_read``/``reg_write`` 2 us each, the C function called through ctypes with
-  integer arguments 0.5 us: the hot paths call libunicorn directly (``_binding``).  Guest stores
-  take QEMU's slow path (about 35 ns each, loads 4 ns) because every page is executable.
+  integer arguments 0.5 us: the hot paths call libunicorn directly (``_binding``).  On a stock
+  2.1.4 every guest store takes QEMU's slow path (about 35 ns each, loads 4 ns) because every page
+  is executable; the project's build (``patches/unicorn``, logged at start) keeps that path for
+  pages holding translated code, so a store still invalidates code it rewrites through any alias.
 * **Shared memory is not copied.**  ``mem_map_ptr`` maps the launcher's pages (shared into the
   daemon by ``sharing``) as guest-physical memory; ``mem_read``/``mem_write`` take physical
   addresses.  Code rewritten behind Unicorn's back (through the raw pointer) keeps running its

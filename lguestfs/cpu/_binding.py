@@ -28,6 +28,8 @@ UC_PRIVATE: Final = ("_uch", "_hook_exception", "_Uc__finalizer")
 # The private names inside the binding's module, and one symbol inside libunicorn.
 MODULE_PRIVATE: Final = ("uclib", "uc_tlb_entry", "uc_context", "uc_hook_h")
 ENGINE_SYMBOL: Final = "check_exit_request_x86_64"  # where no_exit_request is read (_calibrate)
+# Exported by the project's build of libunicorn (patches/unicorn/0001-store-fast-path.patch).
+PATCH_MARKER: Final = "lguestfs_store_fast_path"
 
 
 class CpuError(Exception):
@@ -66,6 +68,7 @@ class Binding:
             self.engine_symbol = ctypes.cast(getattr(self.lib, ENGINE_SYMBOL), ctypes.c_void_p)
         except AttributeError:
             raise CpuError(f"libunicorn {VERSION} exports no {ENGINE_SYMBOL}") from None
+        self.patches = self._project_patches()
         p, i = ctypes.c_void_p, ctypes.c_int
         self.reg_read = self.fast("uc_reg_read", p, i, p)
         self.reg_write = self.fast("uc_reg_write", p, i, p)
@@ -78,6 +81,15 @@ class Binding:
         self.tlb_fill_callback = ctypes.CFUNCTYPE(
             ctypes.c_bool, p, ctypes.c_uint64, i, ctypes.POINTER(self.tlb_entry), p
         )
+
+    def _project_patches(self) -> str | None:
+        """The project's patches built into this libunicorn (``patches/unicorn``), or None for a
+        stock build, on which every guest store takes Unicorn's slow path."""
+        try:
+            marker = ctypes.c_char.in_dll(self.lib, PATCH_MARKER)
+        except ValueError:
+            return None
+        return ctypes.string_at(ctypes.addressof(marker)).decode()
 
     def fast(self, name: str, *argtypes: Any) -> Any:
         """A libunicorn function taking plain integers: ctypes converts ints far faster than the
