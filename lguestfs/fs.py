@@ -52,7 +52,9 @@ Some facts about a FUSE regular file standing in for a character device
    ENFILE and says so in the log.
 8. **Held requests use up workers.**  Each held read or BREAK occupies one pyfuse3 worker task;
    past ``max_tasks`` even release would queue behind them, so the daemon allows a thousand
-   (``MAX_TASKS``): hundreds of guests, each with a held read and a held BREAK.
+   (``MAX_TASKS``): hundreds of guests, each with a held read and a held BREAK.  Held BREAK 1s
+   are bounded (``protocol.HELD_BREAKS_PER_GUEST``, ``protocol.HELD_BREAKS``, well below
+   ``MAX_TASKS``), so that a launcher holding a thousand wakers in BREAK cannot take them all.
 9. **Death and unmount.**  A launcher killed while idle: FLUSH and RELEASE arrive within a
    millisecond.  A daemon killed under a held read: the read fails with ECONNABORTED, later calls
    with ENOTCONN, and the mount point stays dead until ``fusermount3 -u`` (``-u -z`` while

@@ -51,7 +51,7 @@ from typing import Final, Protocol
 from lguestfs import interrupts
 from lguestfs.clock import clock
 from lguestfs.hypercalls import do_hypercalls
-from lguestfs.memory import GuestMemory
+from lguestfs.memory import MEMORY_LOST, GuestMemory
 from lguestfs.state import GuestStatus, Lguest
 from lguestfs.traps import Traps
 
@@ -94,6 +94,9 @@ class GuestContract(Protocol):
 
     def interrupt(self) -> None:
         """The reader got a signal: the run in progress ends with SIGNAL."""
+
+    def check_memory(self) -> bool:
+        """From any thread: was the guest's memory lost (``memory.lost``)?  Then it is dead."""
 
     def close(self) -> None: ...
 
@@ -238,6 +241,18 @@ class Guest:
     def interrupt(self) -> None:
         """The reader got a signal: the current run ends with SIGNAL."""
         self._wake("_signal")
+
+    def check_memory(self) -> bool:
+        """From any thread: was our memory lost (the launcher shrank the object, or its tmpfs is
+        full: ``memory.lost``)?  If so the guest dies with ``MEMORY_LOST`` and its loop stops."""
+        if not self.lguest.memory.lost:
+            return False
+        with self._cond:
+            if self.lguest.death is None:
+                self.lguest.death = MEMORY_LOST
+                log.info("guest %s killed: %s", self.name, MEMORY_LOST)
+        self._wake("_wakeup")
+        return True
 
     def close(self) -> None:
         """Stop the guest wherever it is, cancel its timer, end its thread, free everything."""

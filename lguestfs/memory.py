@@ -12,6 +12,12 @@ The bounds rule is the kernel's ``lguest_address_ok()`` (spec 6), quirk included
 ``addr`` are allowed iff ``(addr + len) / 4096 < pfnlimit`` with 32-bit arithmetic and no
 wrap-around, so a range that ends exactly at ``pfnlimit * 4096`` is refused.  A refusal raises
 ``GuestAccessError`` whose text is the spec's kill reason; the caller kills the guest with it.
+
+The launcher keeps its memory object and may shrink it under us (``ftruncate``).  Touching a page
+past the new end would raise SIGBUS and end the daemon, so the mapping is guarded from creation to
+close by ``_memguard``: such a fault replaces the whole range with zero pages and sets ``lost``,
+and the Host kills the guest with ``MEMORY_LOST`` (the guard's C source says how, and why it is
+safe inside a signal handler).
 """
 
 from __future__ import annotations
@@ -19,11 +25,15 @@ from __future__ import annotations
 import ctypes
 import mmap
 import struct
+import threading
 
+from lguestfs import _memguard
 from lguestfs.abi import PAGE_SHIFT, PAGE_SIZE
 
 _U32 = struct.Struct("<I")
 _WORD_MASK = 0xFFFFFFFF
+# The kill reason once ``lost`` is set.
+MEMORY_LOST = "guest memory lost: the launcher shrank it or its tmpfs is full"
 
 
 def signed32(value: int) -> int:
@@ -52,6 +62,18 @@ class GuestMemory:
         )
         self.address = ctypes.addressof(self._anchor)
         self.view = memoryview(backing)
+        self._closing = threading.Lock()  # two closes at once (release and shutdown)
+        try:
+            self._guard = _memguard.guard(self.address, self.size)
+        except MemoryError:  # the guard's table is full: unpin, so that the caller can unmap
+            self.view.release()
+            self._anchor = None
+            raise
+
+    @property
+    def lost(self) -> bool:
+        """Did the launcher shrink the object under us?  (The pages read as zeros from then on.)"""
+        return self._backing is not None and _memguard.lost(self._guard)
 
     def ok(self, addr: int, length: int) -> bool:
         """The kernel's ``lguest_address_ok()``: may the Host touch ``length`` bytes at ``addr``?"""
@@ -84,10 +106,12 @@ class GuestMemory:
         _U32.pack_into(self.view, addr, value & _WORD_MASK)
 
     def close(self) -> None:
-        """Unmap the pages (idempotent).  Unicorn must no longer map them."""
-        if self._backing is None:
-            return
-        self.view.release()
-        self._anchor = None
-        self._backing.close()
-        self._backing = None
+        """Unmap the pages (idempotent, from any thread).  Unicorn must no longer map them."""
+        with self._closing:
+            if self._backing is None:
+                return
+            _memguard.unguard(self._guard)  # once only: the slot may be another guest's next
+            self.view.release()
+            self._anchor = None
+            self._backing.close()
+            self._backing = None

@@ -62,6 +62,12 @@ POLL_INTERVAL = 0.01  # seconds between looks at held requests' callers (signals
 STOP_GRACE = 1.0  # seconds a guest may take to stop for a signal before its read ends anyway
 CLOSE_GRACE = 5.0  # seconds a guest may take to close before the daemon stops waiting for it
 WORD_CODES = {4: "I", 8: "Q"}  # struct codes of the caller's unsigned long
+# Blocked BREAK 1 writers, each holding one of pyfuse3's workers (``fs.MAX_TASKS``): one guest may
+# keep this many (2.6.24's launcher had one Waker), the daemon this many in all, so that workers
+# are always left for every guest's read, the owner's BREAK 0 and newcomers.  Past either, BREAK 1
+# answers EAGAIN at once (the kernel had no bound: README's differences).
+HELD_BREAKS_PER_GUEST = 16
+HELD_BREAKS = 256
 
 
 def fail(code: int, why: str, level: int = logging.INFO) -> NoReturn:
@@ -123,6 +129,7 @@ class Held:
         return self.signalled_at is not None
 
     def look(self, now: float) -> None:
+        self.session.guest.check_memory()
         if self.session.closed_errno:
             self.wake.set()
         elif self.signalled_at is None:
@@ -153,6 +160,7 @@ class Watcher:
         self._held: set[Held] = set()
         self._idle: trio.Event | None = None
         self._running = False
+        self.breaks_held = 0  # blocked BREAK 1 writers of every guest (bounded by HELD_BREAKS)
 
     def hold(self, held: Held) -> None:
         self._held.add(held)
@@ -199,6 +207,7 @@ class Session:
     closed_errno: int = 0  # nonzero once released or shut down: what held requests answer
     break_on: bool = False
     running: bool = False
+    breaks_held: int = 0  # this guest's blocked BREAK 1 writers (bounded by HELD_BREAKS_PER_GUEST)
     _breakers: set[trio.Event] = field(default_factory=set)  # one per blocked BREAK 1 writer
     _exit: tuple[RunExit, int] | None = None
     _exit_arrived: trio.Event = field(default_factory=trio.Event)
@@ -226,9 +235,31 @@ class Session:
             woken.set()
         self._breakers.clear()
 
+    def check_break_room(self, breaker: int) -> None:
+        """EAGAIN for a BREAK 1 writer (thread ``breaker``) that would be one too many to hold
+        (``HELD_BREAKS_PER_GUEST``, ``HELD_BREAKS``)."""
+        if self.breaks_held >= HELD_BREAKS_PER_GUEST:
+            why = f"{HELD_BREAKS_PER_GUEST} BREAK 1 writers already held on this guest"
+        elif self.watcher.breaks_held >= HELD_BREAKS:
+            why = f"{HELD_BREAKS} BREAK 1 writers already held by the daemon"
+        else:
+            return
+        fail(
+            errno.EAGAIN, f"{self.name}: BREAK by thread {breaker} refused: {why}", logging.WARNING
+        )
+
     async def wait_break_cleared(self, breaker: int) -> None:
         """Block a BREAK 1 writer (thread ``breaker``) until someone writes BREAK 0; a signal that
         runs a handler or ends the process ends it with EINTR."""
+        self.breaks_held += 1
+        self.watcher.breaks_held += 1
+        try:
+            await self._wait_break_cleared(breaker)
+        finally:
+            self.breaks_held -= 1
+            self.watcher.breaks_held -= 1
+
+    async def _wait_break_cleared(self, breaker: int) -> None:
         while self.break_on:
             woken = trio.Event()
             held = Held(HeldThread(breaker), self, woken.set, woken)
@@ -391,6 +422,7 @@ class Handle:
         if args[1] == 0:
             session.clear_break()
             return 0
+        session.check_break_room(tid)
         session.set_break()
         await session.wait_break_cleared(tid)
         return 0
@@ -470,12 +502,15 @@ class DeviceHandle(Handle):
             return await super().read(size, tid)
         if session.closed_errno:
             fail(session.closed_errno, f"{self}: read: the guest is gone")
+        session.guest.check_memory()
         if session.dead:
             return self.death_report(session, size)
         if session.running:
             fail(errno.EBUSY, f"{self}: the guest is still running an earlier read")
         session.counters.reads += 1
         kind, value = await session.run(tid)
+        if session.guest.check_memory():  # lost during the run: what the guest did there is void
+            kind = RunExit.DIED
         if kind is RunExit.NOTIFY:
             if size < self.word_bytes:
                 fail(errno.EFAULT, f"{self}: notify {value:#x} lost: a {size}-byte read")

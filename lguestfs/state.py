@@ -22,7 +22,7 @@ from lguestfs.abi import HYPERCALL_NAMES
 from lguestfs.clock import Timer
 from lguestfs.cpu import Cpu, CpuHooks
 from lguestfs.idt import Idt
-from lguestfs.memory import GuestAccessError, GuestMemory
+from lguestfs.memory import MEMORY_LOST, GuestAccessError, GuestMemory
 from lguestfs.pagetables import PageTables
 from lguestfs.segments import Gdt
 
@@ -92,6 +92,8 @@ class Lguest:
 
     def kill(self, reason: str) -> None:
         """2.6.24's ``kill_guest()``: only the first reason is kept; the CPU stops soon."""
+        if self.memory.lost:  # whatever went wrong next, the zeroed memory is why
+            reason = MEMORY_LOST
         if self.death is None:
             self.death = reason
             log.info("guest %s killed: %s", self.name, reason.rstrip("\n"))

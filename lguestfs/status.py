@@ -1,5 +1,9 @@
 """The text of ``guests/<pid>/status``: one guest, as a person reading it with ``cat`` wants it.
 
+Anyone who can reach the mount may read it (0444, like ``/proc/<pid>/status``), other users too on
+an ``--allow-other`` mount, so it says nothing about the launcher's address space: the memory's
+size, never its address (that would help an attack on the launcher, which may be root).
+
 The protocol side (word size, memory, counters of reads, notifies, breaks and irqs) comes from the
 owner's :class:`~lguestfs.protocol.Session`; the CPU side (state and why, hypercalls by name, traps,
 interrupts delivered, instructions) from ``Guest.status()``, whatever fields it has, in order.
@@ -41,7 +45,6 @@ def render(session: Session) -> str:
     lines += [
         f"launcher: pid {owner.pid} ({alive}), tid {owner.tid}",
         f"word size: {owner.word_bytes * 8}-bit",
-        f"memory base: {session.base:#x}",
         f"pfnlimit: {session.pfnlimit:#x}",
     ]
     lines += _line("memory_size", session.pfnlimit * PAGE_SIZE)

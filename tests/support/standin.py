@@ -26,6 +26,9 @@ class StandInGuest:
     def interrupt(self) -> None:
         pass
 
+    def check_memory(self) -> bool:
+        return False
+
     def close(self) -> None:
         pass
 
