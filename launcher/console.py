@@ -6,9 +6,12 @@ write them to stdout).  The console is always the last device, as in 2.6.24.
 
 Input is driven by the waker: when stdin becomes readable, the waker breaks the launcher out of
 its read, and ``read_input`` runs.  With no guest buffer to fill we stop watching stdin until the
-guest kicks the input queue again.  At end of input we hand the guest one empty buffer (used
-length 0: "end of input"; 2.6.24 said nothing, but a 2.6.24 driver simply gets an empty read)
-and never watch stdin again.
+guest kicks the input queue again.  At end of input (2.6.24's launcher said nothing) the guest
+gets two buffers: one holding ^D (EOT), which a Linux guest's terminal turns into end-of-file
+for the program reading it, as a typed ^D would (a shell then exits, and the project's /init
+powers off); then one empty buffer (used length 0: "end of input", which the project's own OS
+takes as such and which a 2.6.24 driver simply reads as nothing).  Then stdin is not watched
+again.
 
 When stdin is a terminal it goes into the mode 2.6.24 used (no echo, no line editing, no signals
 from the keyboard), and is always put back.  Ctrl-C therefore reaches the guest as a byte; three
@@ -23,10 +26,11 @@ from typing import Any
 
 from launcher.devices import DeviceTable
 from launcher.errors import LaunchError
-from launcher.virtqueue import Direction, gather, views
+from launcher.virtqueue import Buffer, Direction, gather, views
 from lguestfs.abi import VIRTIO_ID_CONSOLE
 
 CTRL_C = 0x03
+EOT = b"\x04"  # ^D: what the guest gets first at the end of our input
 CTRL_C_TIMES = 3
 CTRL_C_WINDOW = 1.0  # seconds (2.6.24 compared whole seconds: "within about a second")
 
@@ -47,6 +51,7 @@ class Console:
         if _is_open(stdin):  # a launcher started with stdin closed simply has no console input
             table.add_input(stdin, self.read_input)
         self.ctrl_c_times: list[float] = []
+        self.sent_eot = False
         self.saved_terminal: list[Any] | None = None
 
     # --- The terminal ---------------------------------------------------------------------------
@@ -97,15 +102,26 @@ class Console:
         except OSError:
             received = 0
         if received == 0:
-            self.input.push_used(chain.head, 0)  # end of input
-            self.table.trigger(self.input)
-            self.table.forget_input(self.stdin)
-            self.restore_terminal()
-            return False
+            return self._end_of_input(chain.head, chain.writable)
         self._count_ctrl_c(gather(self.table.guest.memory, chain.writable)[:received])
         self.input.push_used(chain.head, received)
         self.table.trigger(self.input)
         return True
+
+    def _end_of_input(self, head: int, buffers: list[Buffer]) -> bool:
+        """First ^D in this buffer (stdin stays readable, so we come back), then an empty one."""
+        if not self.sent_eot and buffers and buffers[0].length >= len(EOT):
+            address = buffers[0].address
+            self.table.guest.memory[address : address + len(EOT)] = EOT
+            self.sent_eot = True
+            self.input.push_used(head, len(EOT))
+            self.table.trigger(self.input)
+            return True
+        self.input.push_used(head, 0)
+        self.table.trigger(self.input)
+        self.table.forget_input(self.stdin)
+        self.restore_terminal()
+        return False
 
     def _count_ctrl_c(self, typed: bytes) -> None:
         """Each Ctrl-C counts, any other key starts the count again.  2.6.24 counted only reads

@@ -202,16 +202,18 @@ def test_console_input_without_a_buffer_stops_watching_until_kicked(
     assert guest.read(0x300000, 1) == b"x"
 
 
-def test_console_end_of_input_hands_an_empty_buffer_and_forgets_stdin(
+def test_console_end_of_input_hands_eot_then_an_empty_buffer_and_forgets_stdin(
     guest: PreparedGuest, stdin: tuple[int, int], irqs: list[int]
 ) -> None:
     table = make_table(guest)
     console = Console(table, stdin=stdin[0])
     ring = Ring.of(console.input)
-    ring.chain((0x300000, 64, True))
+    first = ring.chain((0x300000, 64, True))
+    second = ring.chain((0x301000, 64, True))
     os.close(stdin[1])
     table.service_input()
-    assert ring.used() == (1, [(0, 0)])
+    assert ring.used() == (2, [(first, 1), (second, 0)])
+    assert guest.read(0x300000, 1) == b"\x04"  # ^D: a Linux terminal's end-of-file
     table.notify(console.input.pfn << 12)
     assert stdin[0] not in table.watched
 

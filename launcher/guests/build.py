@@ -19,7 +19,8 @@ The facts the build relies on (see shared/notes/unicorn-on-this-machine.md secti
 * Every ABI constant comes from ``lguestfs/abi.py``: a header ``lguest_abi.h`` is generated
   into the build directory, so C and Python share one definition.
 
-Outputs live in ``<repo>/build/guests/``.  An output is rebuilt when its fingerprint (every
+Outputs live in ``guests/`` of the project's cache directory (``launcher.guests.cache``:
+``$LGUESTFS_CACHE`` or ``${XDG_CACHE_HOME:-~/.cache}/lguestfs``), never in the source tree.  An output is rebuilt when its fingerprint (every
 input's path, size and mtime, and the compiler flags) changes, so an edited, added or removed
 source, header, linker script, ``abi.py`` or this file all trigger a rebuild.  Builds take a
 file lock and replace outputs atomically, so concurrent test processes are safe.
@@ -43,12 +44,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from launcher.guests.cache import cache_dir
 from lguestfs import abi
 
 GUESTS_DIR = Path(__file__).resolve().parent
 RUNTIME_DIR = GUESTS_DIR / "rt"
-REPO_ROOT = GUESTS_DIR.parents[1]
-BUILD_DIR = REPO_ROOT / "build" / "guests"
+BUILD_DIR = cache_dir() / "guests"
 LINKER_SCRIPT = RUNTIME_DIR / "guest.lds"
 ABI_HEADER = "lguest_abi.h"
 
@@ -99,7 +100,7 @@ def build_guest(name: str) -> Path:
 
 
 def build_single(source: Path, *, name: str | None = None) -> Path:
-    """Build one C or assembly file with the runtime, as ``build/guests/single/<name>.elf``.
+    """Build one C or assembly file with the runtime, as ``single/<name>.elf`` in the cache.
 
     For the one-behaviour test guests (``tests/guests/<name>.c``); headers next to the file
     may be included.
@@ -307,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m launcher.guests.build",
         description="Build lguest guests with this machine's gcc and print each ELF's path "
-        "(cached under build/guests/ in the repository).",
+        f"(cached in {BUILD_DIR}).",
     )
     parser.add_argument(
         "names",

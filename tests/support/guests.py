@@ -1,8 +1,8 @@
 """Build and locate the one-behaviour test guests of ``tests/guests/``.
 
 Each ``tests/guests/<name>.c`` is a guest program linked with the runtime of
-``launcher/guests/rt`` by ``launcher.guests.build``; the ELF is cached under ``build/guests/``
-and rebuilt when a source is newer.  Tests pass the path to the launcher (``lguest-launch``).
+``launcher/guests/rt`` by ``launcher.guests.build``; the ELF is cached in the project's cache
+directory (``launcher.guests.cache``) and rebuilt when a source is newer.  Tests pass the path to the launcher (``lguest-launch``).
 """
 
 from pathlib import Path

@@ -1,0 +1,137 @@
+"""Real Linux 2.6.24 as a guest: its kernel, initramfs and disk, built here and cached.
+
+This is the main workload of the path launcher -> node -> handle -> guest -> CPU: a stock
+2.6.24 ``vmlinux`` (built from the released source with this machine's gcc and the project's
+four fixes), an initramfs with klibc's shell, and an ext2 disk.  Users:
+
+* ``python -m launcher.guests.linux [--source TARBALL] [--force]`` builds and prints the paths;
+* ``scripts/run`` boots it; tests and ``scripts/bench`` use the API below.
+
+API::
+
+    source = find_source()            # the 2.6.24 tarball, or None (then skip, or boot the own OS)
+    build = build_linux(source)       # LinuxBuild(vmlinux, initramfs, disk_template); cached
+    disk = copy_disk(build.disk_template, tmp / "disk.ext2")
+    # lguest-launch --block=DISK --initrd=INITRAMFS MEM VMLINUX [KERNEL ARGS]
+
+The source: ``$LGUESTFS_LINUX_SOURCE`` when set, else ``linux-2.6.24.tar.xz`` or
+``linux-2.6.24.tar.bz2`` in ``shared/linux-2.6.24/`` beside the repository.  Outputs live in
+``<cache>/linux/`` (``launcher.guests.cache``): ``kernel-<key>/vmlinux`` keyed by the tarball's
+content, patches, config, flags and toolchain; ``initramfs-<key>.cpio.gz`` by its files, klibc
+and the toolchain; ``disk-<key>.ext2`` by the disk recipe.  Nothing is rebuilt when nothing
+changed; builds take a lock, so concurrent callers wait for one build.  Each build writes a log
+(``<output>.log``); a failure raises ``LinuxBuildError``, one line ending with the log's path.
+"""
+
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from launcher.guests.cache import cache_dir
+from launcher.guests.linux import disk, initramfs, kernel
+from launcher.guests.linux.disk import copy_disk
+from launcher.guests.linux.steps import LinuxBuildError, Steps
+
+__all__ = ["LinuxBuild", "LinuxBuildError", "build_linux", "copy_disk", "find_source"]
+
+SOURCE_ENV = "LGUESTFS_LINUX_SOURCE"
+REPO_ROOT = Path(__file__).resolve().parents[3]
+SHARED_DIR = REPO_ROOT.parent / "shared" / "linux-2.6.24"
+TARBALL_NAMES = ("linux-2.6.24.tar.xz", "linux-2.6.24.tar.bz2", "linux-2.6.24.tar.gz")
+LINUX_CACHE = cache_dir() / "linux"
+DIGESTS = LINUX_CACHE / "tarball-digests.json"  # path -> [size, mtime_ns, sha256]
+WHERE_TO_PUT_SOURCE = (
+    f"put linux-2.6.24.tar.xz (or kernel.org's linux-2.6.24.tar.bz2) in {SHARED_DIR}, "
+    f"or set {SOURCE_ENV}=TARBALL"
+)
+
+
+@dataclass(frozen=True)
+class LinuxBuild:
+    """The three files a Linux guest boots from (the disk is a template: copy it)."""
+
+    vmlinux: Path
+    initramfs: Path
+    disk_template: Path
+
+
+def find_source() -> Path | None:
+    """The 2.6.24 source tarball to build from, or None when there is none."""
+    explicit = os.environ.get(SOURCE_ENV)
+    if explicit:
+        return Path(explicit)
+    return next((SHARED_DIR / n for n in TARBALL_NAMES if (SHARED_DIR / n).is_file()), None)
+
+
+def build_linux(
+    source: Path | None = None, *, force: bool = False, stream: IO[str] | None = None
+) -> LinuxBuild:
+    """Build (or find in the cache) the kernel, initramfs and disk.  ``source``: the tarball
+    (default ``find_source()``); ``force``: rebuild even what is cached; ``stream``: where the
+    progress lines go (stderr).  Raises ``LinuxBuildError``."""
+    source = source if source is not None else find_source()
+    if source is None:
+        raise LinuxBuildError(f"no Linux 2.6.24 source: {WHERE_TO_PUT_SOURCE}")
+    if not source.is_file():
+        raise LinuxBuildError(f"{source}: no such source tarball")
+    LINUX_CACHE.mkdir(parents=True, exist_ok=True)
+    with _lock():
+        toolchain = kernel.toolchain_versions()
+        vmlinux = LINUX_CACHE / f"kernel-{kernel.kernel_key(_digest(source), toolchain)}/vmlinux"
+        initrd = LINUX_CACHE / f"initramfs-{_key(toolchain, initramfs.inputs())}.cpio.gz"
+        template = LINUX_CACHE / f"disk-{_key(disk.MKE2FS, [Path(disk.__file__)])}.ext2"
+        for output, make in (
+            (vmlinux, lambda steps: kernel.build_kernel(source, vmlinux, steps)),
+            (initrd, lambda steps: initramfs.build_initramfs(initrd, steps)),
+            (template, lambda steps: disk.build_disk_template(template, steps)),
+        ):
+            if force or not output.is_file():
+                output.parent.mkdir(parents=True, exist_ok=True)
+                steps = Steps(output.with_name(output.name + ".log"), stream)
+                try:
+                    make(steps)
+                finally:
+                    steps.close()
+    return LinuxBuild(vmlinux, initrd, template)
+
+
+def _key(*parts: str | list[Path]) -> str:
+    """A short hash of strings and of files' names and contents."""
+    digest = hashlib.sha256()
+    for part in parts:
+        for item in [part] if isinstance(part, str) else part:
+            data = item.encode() if isinstance(item, str) else item.name.encode() + item.read_bytes()
+            digest.update(data + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _digest(tarball: Path) -> str:
+    """The tarball's sha256, remembered by path, size and mtime (hashing 40 MB takes a while)."""
+    stat = tarball.stat()
+    known: dict[str, list[object]] = {}
+    try:
+        known = json.loads(DIGESTS.read_text())
+    except (OSError, ValueError):
+        pass
+    entry = known.get(str(tarball.resolve()))
+    if entry and entry[:2] == [stat.st_size, stat.st_mtime_ns]:
+        return str(entry[2])
+    digest = kernel.file_digest(tarball)
+    known[str(tarball.resolve())] = [stat.st_size, stat.st_mtime_ns, digest]
+    staged = DIGESTS.with_suffix(".tmp")
+    staged.write_text(json.dumps(known))
+    staged.replace(DIGESTS)
+    return digest
+
+
+@contextmanager
+def _lock() -> Iterator[None]:
+    with open(LINUX_CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
