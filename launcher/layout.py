@@ -20,6 +20,14 @@ kernel segments                       at their physical addresses (``launcher.lo
 For 64 MB without an initrd that gives ``pgdir`` 0x3FFF000 and PTE pages 0x3FEF000-0x3FFEFFF,
 with ``PDE[k] = 0x3FEF007 + k * 0x1000``.
 
+The initrd rule: the initrd ends at ``min(mem, LOWMEM_TOP)``.  A 2.6.24 i386 kernel without
+HIGHMEM uses only its low memory, ``4 GB - 4 MB (the Host's top) - 3 GB (PAGE_OFFSET) - 128 MB
+(__VMALLOC_RESERVE)`` = 892 MB, and drops an initrd that ends above it ("initrd extends beyond
+end of memory").  Up to 892 MB the table above holds (the initrd at the very top, as 2.6.24's
+launcher put it); in a larger guest the initrd sits just below 892 MB and the page directory
+and PTE pages at the top of memory.  (A ``vmalloc=`` boot option larger than 128 MB lowers the
+kernel's limit below ``LOWMEM_TOP``: such a guest needs less memory or a smaller vmalloc.)
+
 Typical use, by the launcher and by tests that boot a guest by hand::
 
     guest = prepare_guest(64, Path("guest.elf"), ["quiet"])
@@ -73,6 +81,10 @@ BOOT_PAGE_FLAGS = PTE_PRESENT | PTE_RW | PTE_USER  # 2.6.24's PAGE_PRESENT: 7
 TYPE_OF_LOADER_UNKNOWN = 0xFF  # what the launcher tells the guest about itself with an initrd
 # The boot structures at the bottom of memory: the zero page, then the command line page.
 BOOT_AREA_END = COMMAND_LINE_ADDR + PAGE_SIZE
+
+VMALLOC_RESERVE = 128 * MB  # 2.6.24 i386's __VMALLOC_RESERVE, with no vmalloc= option
+# The top of a no-HIGHMEM 2.6.24 guest's low memory (892 MB): an initrd must end below it.
+LOWMEM_TOP = (1 << 32) - HOST_RESERVED_MEM - PAGE_OFFSET - VMALLOC_RESERVE
 
 MIN_MEM_MB = 1
 # The guest maps all of its memory (and the device pages) at PAGE_OFFSET, below the Host's top 4 MB.
@@ -167,23 +179,30 @@ def prepare_guest(
     initrd_data = _read_initrd(initrd) if initrd is not None else None
     initrd_size = page_align(len(initrd_data)) if initrd_data is not None else 0
     pte_pages = (mem // PAGE_SIZE + PTRS_PER_PTE - 1) // PTRS_PER_PTE
-    pgdir = mem - initrd_size - PAGE_SIZE
+    if mem <= LOWMEM_TOP:  # the initrd at the top, the tables below it
+        initrd_start = mem - initrd_size
+        pgdir = initrd_start - PAGE_SIZE
+    else:  # the tables at the top, the initrd below the kernel's low-memory limit
+        initrd_start = LOWMEM_TOP - initrd_size
+        pgdir = mem - PAGE_SIZE
     tables = pgdir - pte_pages * PAGE_SIZE
-    if tables < BOOT_AREA_END:
+    lowest = min(tables, initrd_start)
+    if lowest < BOOT_AREA_END:
         raise LaunchError(
             f"guest memory of {mem_mb} MB is too small for the "
             f"{'initrd, ' if initrd_size else ''}page tables and boot pages"
         )
-    _check_segments(kernel, image, mem, tables)
+    _check_segments(kernel, image, mem, lowest)
 
     memory = _shared_memory(mem + DEVICE_PAGES_MAX * PAGE_SIZE)
     try:
         for segment in image.segments:
             memory[segment.paddr : segment.paddr + len(segment.data)] = segment.data
         if initrd_data is not None:
-            memory[mem - initrd_size : mem - initrd_size + len(initrd_data)] = initrd_data
+            memory[initrd_start : initrd_start + len(initrd_data)] = initrd_data
         _write_page_tables(memory, mem, pgdir, tables)
-        _write_zero_page(memory, mem, initrd_size if initrd_data is not None else None)
+        initrd_place = (initrd_start, initrd_size) if initrd_data is not None else None
+        _write_zero_page(memory, mem, initrd_place)
         memory[COMMAND_LINE_ADDR : COMMAND_LINE_ADDR + len(command_line)] = command_line
         return PreparedGuest(memory, mem, pgdir, image)
     except BaseException:
@@ -214,7 +233,8 @@ def _read_initrd(path: Path) -> bytes:
 
 
 def _check_segments(path: Path, image: KernelImage, mem: int, tables: int) -> None:
-    """Every segment inside RAM, clear of the boot pages below and the tables/initrd above."""
+    """Every segment inside RAM, clear of the boot pages below and the tables/initrd above
+    (``tables``: the lowest of them)."""
     for segment in image.segments:
         where = f"{segment.name} at {segment.paddr:#x}-{segment.end - 1:#x}"
         if segment.end > mem:
@@ -260,16 +280,17 @@ def _write_page_tables(memory: mmap.mmap, mem: int, pgdir: int, tables: int) -> 
     )
 
 
-def _write_zero_page(memory: mmap.mmap, mem: int, initrd_size: int | None) -> None:
+def _write_zero_page(memory: mmap.mmap, mem: int, initrd: tuple[int, int] | None) -> None:
     """boot_params at 0: one e820 RAM entry, boot protocol 2.07, KEEP_SEGMENTS (the guest can't
-    lgdt at privilege level 1), the command line pointer and "I am lguest" (subarch 1)."""
+    lgdt at privilege level 1), the command line pointer and "I am lguest" (subarch 1); and the
+    initrd's (start, page-aligned size) if there is one."""
     memory[BOOT_E820_ENTRIES] = 1
     struct.pack_into("<QQI", memory, BOOT_E820_MAP, 0, mem, E820_RAM)
     struct.pack_into("<H", memory, BOOT_VERSION, BOOT_PROTOCOL_VERSION)
     memory[BOOT_LOADFLAGS] |= KEEP_SEGMENTS
     struct.pack_into("<I", memory, BOOT_CMD_LINE_PTR, COMMAND_LINE_ADDR)
     struct.pack_into("<I", memory, BOOT_HARDWARE_SUBARCH, HARDWARE_SUBARCH_LGUEST)
-    if initrd_size is not None:
-        struct.pack_into("<I", memory, BOOT_RAMDISK_IMAGE, mem - initrd_size)
-        struct.pack_into("<I", memory, BOOT_RAMDISK_SIZE, initrd_size)
+    if initrd is not None:
+        struct.pack_into("<I", memory, BOOT_RAMDISK_IMAGE, initrd[0])
+        struct.pack_into("<I", memory, BOOT_RAMDISK_SIZE, initrd[1])
         memory[BOOT_TYPE_OF_LOADER] = TYPE_OF_LOADER_UNKNOWN

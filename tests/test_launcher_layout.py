@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from launcher.errors import LaunchError
-from launcher.layout import MAX_MEM_MB, PreparedGuest, prepare_guest
+from launcher.layout import LOWMEM_TOP, MAX_MEM_MB, PreparedGuest, prepare_guest
 from launcher.node import WORD_BYTES
 from tests.support.launch import elf32
 
@@ -148,6 +148,20 @@ def test_initrd_goes_at_the_top_and_pushes_the_tables_down(kernel: Path, tmp_pat
         assert u32(guest, 0x21C) == 8192
         assert guest.memory[0x210] == 0xFF
         assert u32(guest, guest.pgdir) == guest.pgdir - 16 * 4096 | 7
+
+
+def test_initrd_stays_below_the_kernels_low_memory_in_a_large_guest(
+    kernel: Path, tmp_path: Path
+) -> None:
+    initrd = tmp_path / "initrd"
+    initrd.write_bytes(b"R" * 5000)
+    assert LOWMEM_TOP == 892 * MB
+    with prepare_guest(1000, kernel, [], initrd) as guest:
+        assert guest.read(LOWMEM_TOP - 8192, 5000) == b"R" * 5000
+        assert u32(guest, 0x218) == LOWMEM_TOP - 8192
+        assert u32(guest, 0x21C) == 8192
+        assert guest.pgdir == 1000 * MB - 4096
+        assert u32(guest, guest.pgdir) == guest.pgdir - 250 * 4096 | 7
 
 
 def test_memory_not_a_multiple_of_4mb_gets_a_partial_pte_page(kernel: Path) -> None:

@@ -20,9 +20,10 @@ The facts the build relies on (see shared/notes/unicorn-on-this-machine.md secti
   into the build directory, so C and Python share one definition.
 
 Outputs live in ``guests/`` of the project's cache directory (``launcher.guests.cache``:
-``$LGUESTFS_CACHE`` or ``${XDG_CACHE_HOME:-~/.cache}/lguestfs``), never in the source tree.  An output is rebuilt when its fingerprint (every
-input's path, size and mtime, and the compiler flags) changes, so an edited, added or removed
-source, header, linker script, ``abi.py`` or this file all trigger a rebuild.  Builds take a
+``$LGUESTFS_CACHE`` or ``${XDG_CACHE_HOME:-~/.cache}/lguestfs``), never in the source tree.
+An output is rebuilt when its fingerprint (every input's path, size and mtime, and the
+compiler flags) changes, so an edited, added or removed source, header, linker script,
+``abi.py`` or this file all trigger a rebuild.  Builds take a
 file lock and replace outputs atomically, so concurrent test processes are safe.
 
 Command line: ``python -m launcher.guests.build [NAME ...]`` builds the named programs (all

@@ -2,7 +2,8 @@
 
 Each ``tests/guests/<name>.c`` is a guest program linked with the runtime of
 ``launcher/guests/rt`` by ``launcher.guests.build``; the ELF is cached in the project's cache
-directory (``launcher.guests.cache``) and rebuilt when a source is newer.  Tests pass the path to the launcher (``lguest-launch``).
+directory (``launcher.guests.cache``) and rebuilt when a source is newer.  Tests pass the path
+to the launcher (``lguest-launch``).
 """
 
 from pathlib import Path

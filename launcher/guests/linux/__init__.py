@@ -15,7 +15,8 @@ API::
     # lguest-launch --block=DISK --initrd=INITRAMFS MEM VMLINUX [KERNEL ARGS]
 
 The source: ``$LGUESTFS_LINUX_SOURCE`` when set, else ``linux-2.6.24.tar.xz`` or
-``linux-2.6.24.tar.bz2`` in ``shared/linux-2.6.24/`` beside the repository.  Outputs live in
+``linux-2.6.24.tar.bz2`` in ``shared/linux-2.6.24/`` beside the repository (``../shared``), or
+beside a directory above it (a git worktree further down finds the same files).  Outputs live in
 ``<cache>/linux/`` (``launcher.guests.cache``): ``kernel-<key>/vmlinux`` keyed by the tarball's
 content, patches, config, flags and toolchain; ``initramfs-<key>.cpio.gz`` by its files, klibc
 and the toolchain; ``disk-<key>.ext2`` by the disk recipe.  Nothing is rebuilt when nothing
@@ -23,11 +24,12 @@ changed; builds take a lock, so concurrent callers wait for one build.  Each bui
 (``<output>.log``); a failure raises ``LinuxBuildError``, one line ending with the log's path.
 """
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,13 +44,13 @@ __all__ = ["LinuxBuild", "LinuxBuildError", "build_linux", "copy_disk", "find_so
 
 SOURCE_ENV = "LGUESTFS_LINUX_SOURCE"
 REPO_ROOT = Path(__file__).resolve().parents[3]
-SHARED_DIR = REPO_ROOT.parent / "shared" / "linux-2.6.24"
+SHARED_SUBDIR = Path("shared") / "linux-2.6.24"
 TARBALL_NAMES = ("linux-2.6.24.tar.xz", "linux-2.6.24.tar.bz2", "linux-2.6.24.tar.gz")
 LINUX_CACHE = cache_dir() / "linux"
 DIGESTS = LINUX_CACHE / "tarball-digests.json"  # path -> [size, mtime_ns, sha256]
 WHERE_TO_PUT_SOURCE = (
-    f"put linux-2.6.24.tar.xz (or kernel.org's linux-2.6.24.tar.bz2) in {SHARED_DIR}, "
-    f"or set {SOURCE_ENV}=TARBALL"
+    f"put linux-2.6.24.tar.xz (or kernel.org's linux-2.6.24.tar.bz2) in "
+    f"{REPO_ROOT.parent / SHARED_SUBDIR}, or set {SOURCE_ENV}=TARBALL"
 )
 
 
@@ -66,7 +68,11 @@ def find_source() -> Path | None:
     explicit = os.environ.get(SOURCE_ENV)
     if explicit:
         return Path(explicit)
-    return next((SHARED_DIR / n for n in TARBALL_NAMES if (SHARED_DIR / n).is_file()), None)
+    for directory in REPO_ROOT.parents:
+        for name in TARBALL_NAMES:
+            if (directory / SHARED_SUBDIR / name).is_file():
+                return directory / SHARED_SUBDIR / name
+    return None
 
 
 def build_linux(
@@ -86,11 +92,12 @@ def build_linux(
         vmlinux = LINUX_CACHE / f"kernel-{kernel.kernel_key(_digest(source), toolchain)}/vmlinux"
         initrd = LINUX_CACHE / f"initramfs-{_key(toolchain, initramfs.inputs())}.cpio.gz"
         template = LINUX_CACHE / f"disk-{_key(disk.MKE2FS, [Path(disk.__file__)])}.ext2"
-        for output, make in (
+        makers: list[tuple[Path, Callable[[Steps], None]]] = [
             (vmlinux, lambda steps: kernel.build_kernel(source, vmlinux, steps)),
             (initrd, lambda steps: initramfs.build_initramfs(initrd, steps)),
             (template, lambda steps: disk.build_disk_template(template, steps)),
-        ):
+        ]
+        for output, make in makers:
             if force or not output.is_file():
                 output.parent.mkdir(parents=True, exist_ok=True)
                 steps = Steps(output.with_name(output.name + ".log"), stream)
@@ -106,7 +113,9 @@ def _key(*parts: str | list[Path]) -> str:
     digest = hashlib.sha256()
     for part in parts:
         for item in [part] if isinstance(part, str) else part:
-            data = item.encode() if isinstance(item, str) else item.name.encode() + item.read_bytes()
+            data = (
+                item.encode() if isinstance(item, str) else item.name.encode() + item.read_bytes()
+            )
             digest.update(data + b"\0")
     return digest.hexdigest()[:16]
 
@@ -115,10 +124,8 @@ def _digest(tarball: Path) -> str:
     """The tarball's sha256, remembered by path, size and mtime (hashing 40 MB takes a while)."""
     stat = tarball.stat()
     known: dict[str, list[object]] = {}
-    try:
+    with contextlib.suppress(OSError, ValueError):
         known = json.loads(DIGESTS.read_text())
-    except (OSError, ValueError):
-        pass
     entry = known.get(str(tarball.resolve()))
     if entry and entry[:2] == [stat.st_size, stat.st_mtime_ns]:
         return str(entry[2])

@@ -31,7 +31,19 @@ class Archive:
         self.inode += 1
         encoded = name.lstrip("/").encode() + b"\0"
         fields = (
-            self.inode, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(encoded), 0
+            self.inode,
+            mode,
+            0,
+            0,
+            1,
+            0,
+            len(data),
+            0,
+            0,
+            rdev[0],
+            rdev[1],
+            len(encoded),
+            0,
         )  # ino, mode, uid, gid, nlink, mtime, filesize, dev major/minor, rdev, namesize, check
         header = MAGIC + b"".join(b"%08X" % field for field in fields)
         self.parts += [header, encoded, _pad(len(header) + len(encoded)), data, _pad(len(data))]

@@ -96,4 +96,3 @@ def build_initramfs(output: Path, steps: Steps) -> None:
     staged = output.with_name(output.name + ".tmp")
     staged.write_bytes(gzip.compress(bytes(archive), GZIP_LEVEL, mtime=0))
     staged.replace(output)
-

@@ -1,4 +1,4 @@
-"""The guest kernel: Linux 2.6.24's ``vmlinux``, built from a source tarball with this machine's gcc.
+"""The guest kernel: Linux 2.6.24's ``vmlinux``, built from its source tarball with our gcc.
 
 The recipe (``shared/linux-2.6.24/NOTES.md`` has the measurements behind it):
 

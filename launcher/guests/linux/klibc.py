@@ -98,4 +98,3 @@ def _check(command: list[str], cwd: Path | None = None) -> None:
             f"{' '.join(command)} failed (exit {result.returncode}): "
             f"{output[-1] if output else 'no output'}"
         )
-
