@@ -6,6 +6,9 @@
 * ``guest_os``: the default guest's ELF; ``peer``: a UDP socket for a launcher's network link.
 * ``halt_image``, ``spin_image``: the ``halt`` and ``spin`` test guests laid out in a memfd, for
   ``tests.clients.open_guest`` (a halted guest's read blocks for ever; a spinning one's too, busy).
+* ``linux_build``: the Linux 2.6.24 guest (vmlinux, initramfs, disk template), built once per run
+  and cached across runs; tests using it skip when there is no source tarball
+  (``tests.support.linux``).
 """
 
 import socket
@@ -15,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from launcher.guests.build import build_guest
+from launcher.guests.linux import LinuxBuild
 from tests.clients import GuestImage, guest_image
+from tests.support.linux import build_or_skip
 from tests.support.mount import Mount, mounted, skip_reason
 
 
@@ -60,3 +65,9 @@ def peer() -> Iterator[socket.socket]:
         sock.bind(("127.0.0.1", 0))
         sock.settimeout(30)
         yield sock
+
+
+@pytest.fixture(scope="session")
+def linux_build() -> LinuxBuild:
+    """The Linux guest's files, built (or found in the cache) once per run."""
+    return build_or_skip()

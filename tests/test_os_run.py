@@ -56,7 +56,7 @@ def run_environment(tmpdir: Path) -> dict[str, str]:
 def test_piped_session_runs_its_commands_then_powers_off_and_cleans_up(run_tmpdir: Path) -> None:
     commands = b"echo from the main job\nblk read 0\nnet send ping\nuptime\n"
     result = subprocess.run(
-        [str(RUN), "quiet"],
+        [str(RUN), "--os", "quiet"],
         input=commands,
         capture_output=True,
         env=run_environment(run_tmpdir),
@@ -89,7 +89,7 @@ def read_until(stream: IO[bytes], text: bytes, timeout: float) -> bytes:
 
 def test_sigterm_mid_session_stops_everything_and_cleans_up(run_tmpdir: Path) -> None:
     process = subprocess.Popen(
-        [str(RUN), "quiet"],
+        [str(RUN), "--os", "quiet"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -115,7 +115,7 @@ def test_terminal_session_is_interactive_and_three_ctrl_c_end_it_cleanly(
     # echoes what is typed, and Ctrl-C is a byte for the guest, three of them end the session.
     pid, terminal = pty.fork()
     if pid == 0:  # the child: scripts/run on the terminal
-        os.execve(str(RUN), [str(RUN), "quiet"], run_environment(run_tmpdir))
+        os.execve(str(RUN), [str(RUN), "--os", "quiet"], run_environment(run_tmpdir))
     terminal_file = os.fdopen(terminal, "rb", buffering=0)  # owns the fd from here
     try:
         read_until(terminal_file, b"lguest> ", timeout=120)

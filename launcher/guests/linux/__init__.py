@@ -40,7 +40,14 @@ from launcher.guests.linux import disk, initramfs, kernel
 from launcher.guests.linux.disk import copy_disk
 from launcher.guests.linux.steps import LinuxBuildError, Steps
 
-__all__ = ["LinuxBuild", "LinuxBuildError", "build_linux", "copy_disk", "find_source"]
+__all__ = [
+    "WHERE_TO_PUT_SOURCE",
+    "LinuxBuild",
+    "LinuxBuildError",
+    "build_linux",
+    "copy_disk",
+    "find_source",
+]
 
 SOURCE_ENV = "LGUESTFS_LINUX_SOURCE"
 REPO_ROOT = Path(__file__).resolve().parents[3]
