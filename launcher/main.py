@@ -138,7 +138,11 @@ def _parser() -> argparse.ArgumentParser:
             option.flag, metavar=option.metavar, action=_AddDevice, const=option, help=option.help
         )
     parser.add_argument(
-        "--initrd", metavar="FILE", type=Path, help="load FILE at the top of guest memory"
+        "--initrd",
+        metavar="FILE",
+        type=Path,
+        help="load FILE at the top of guest memory (below 892 MB in a larger guest, where a "
+        "2.6.24 kernel reaches it)",
     )
     parser.add_argument(
         "--device",

@@ -6,6 +6,7 @@
 * ``guest_os``: the default guest's ELF; ``peer``: a UDP socket for a launcher's network link.
 * ``halt_image``, ``spin_image``: the ``halt`` and ``spin`` test guests laid out in a memfd, for
   ``tests.clients.open_guest`` (a halted guest's read blocks for ever; a spinning one's too, busy).
+* ``run_tmpdir``: a TMPDIR for one ``scripts/run``, checked afterwards for anything left behind.
 * ``linux_build``: the Linux 2.6.24 guest (vmlinux, initramfs, disk template), built once per run
   and cached across runs; tests using it skip when there is no source tarball
   (``tests.support.linux``).
@@ -22,6 +23,7 @@ from launcher.guests.linux import LinuxBuild
 from tests.clients import GuestImage, guest_image
 from tests.support.linux import build_or_skip
 from tests.support.mount import Mount, mounted, skip_reason
+from tests.support.run import leftovers
 
 
 @pytest.fixture
@@ -65,6 +67,18 @@ def peer() -> Iterator[socket.socket]:
         sock.bind(("127.0.0.1", 0))
         sock.settimeout(30)
         yield sock
+
+
+@pytest.fixture
+def run_tmpdir(tmp_path: Path) -> Iterator[Path]:
+    """A TMPDIR of this test's own for ``scripts/run``; nothing may remain in it afterwards."""
+    reason = skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    yield tmpdir
+    assert leftovers(tmpdir) == [], "scripts/run left something behind"
 
 
 @pytest.fixture(scope="session")

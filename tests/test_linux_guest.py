@@ -27,6 +27,7 @@ from tests.support.polling import wait_until
 
 BOOT_TIMEOUT = 120.0  # seconds: a boot takes about one, but the machine may be busy
 GUESTS_AT_ONCE = 4
+LARGE_MEM_MB = 1000
 
 
 @pytest.fixture
@@ -82,6 +83,21 @@ def test_a_file_on_the_disk_survives_a_reboot_and_is_read_on_the_host(
         [debugfs, "-R", "cat /note", str(disk)], capture_output=True, text=True, check=True
     )
     assert on_host.stdout == "written in the guest\n"
+
+
+def test_a_guest_above_the_kernels_low_memory_finds_its_initrd(
+    mount: Mount, linux_build: LinuxBuild
+) -> None:
+    # 1000 MB: more than the 892 MB a 2.6.24 kernel maps, so the launcher puts the initrd
+    # below 892 MB (launcher/layout.py) and the HIGHMEM kernel uses the rest as high memory.
+    result = run_launcher(
+        mount, LARGE_MEM_MB, linux_build.vmlinux, options=linux_options(linux_build),
+        stdin=b"cat /proc/meminfo\n", timeout=BOOT_TIMEOUT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.output + result.errors
+    assert "892MB LOWMEM available." in result.output
+    assert "Freeing initrd memory" in result.output
+    assert "HighTotal:" in result.output and "HighTotal:           0 kB" not in result.output
 
 
 def test_200_fork_and_exec(mount: Mount, linux_build: LinuxBuild) -> None:

@@ -2,55 +2,18 @@
 directory, boots the default guest with a disk and a network peer, and leaves nothing behind
 (no mount, no temporary directory, no process) however the session ends.
 
-Each run gets its own TMPDIR, so "nothing behind" is checked on a directory no one else uses.
+Each run gets its own TMPDIR (``run_tmpdir``), so "nothing behind" is checked on a directory no
+one else uses.
 """
 
 import os
 import pty
-import selectors
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
-import pytest
-
-from tests.support.mount import skip_reason
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-RUN = REPO_ROOT / "scripts" / "run"
-
-
-@pytest.fixture
-def run_tmpdir(tmp_path: Path) -> Iterator[Path]:
-    reason = skip_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    tmpdir = tmp_path / "tmp"
-    tmpdir.mkdir()
-    yield tmpdir
-    assert leftovers(tmpdir) == [], "scripts/run left something behind"
-
-
-def leftovers(tmpdir: Path) -> list[str]:
-    """Mounts, files and processes that still refer to ``tmpdir``."""
-    found = [str(p) for p in tmpdir.iterdir()]
-    with open("/proc/self/mountinfo") as mountinfo:
-        found += [line for line in mountinfo if str(tmpdir) in line]
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if str(tmpdir).encode() in cmdline:
-            found.append(f"process {pid}: {cmdline!r}")
-    return found
-
-
-def run_environment(tmpdir: Path) -> dict[str, str]:
-    return dict(os.environ, TMPDIR=str(tmpdir))
+from tests.support.run import RUN, read_until, run_environment
 
 
 def test_piped_session_runs_its_commands_then_powers_off_and_cleans_up(run_tmpdir: Path) -> None:
@@ -70,21 +33,6 @@ def test_piped_session_runs_its_commands_then_powers_off_and_cleans_up(run_tmpdi
     assert 'type 0x88b5: "echo: ping"' in output  # the echo peer answered the frame
     assert "end of input: powering off" not in output  # quiet
     assert b"lguest: CRASH: Power down" in result.stderr
-
-
-def read_until(stream: IO[bytes], text: bytes, timeout: float) -> bytes:
-    """Read ``stream`` until ``text`` appears; AssertionError at EOF or after ``timeout``."""
-    seen = b""
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as selector:
-        selector.register(stream, selectors.EVENT_READ)
-        while text not in seen:
-            remaining = deadline - time.monotonic()
-            assert remaining > 0 and selector.select(remaining), f"no {text!r} in {seen!r}"
-            chunk = os.read(stream.fileno(), 4096)
-            assert chunk, f"EOF before {text!r}: {seen!r}"
-            seen += chunk
-    return seen
 
 
 def test_sigterm_mid_session_stops_everything_and_cleans_up(run_tmpdir: Path) -> None:

@@ -8,10 +8,11 @@ The recipe (``shared/linux-2.6.24/NOTES.md`` has the measurements behind it):
 3. apply the project's four compatibility fixes, ``patches/*.patch`` in order (each explains
    itself: make 4.3's mixed rules, gcc 12's ``-m elf_i386``, ``fastcall do_IRQ`` and the
    mutex slow paths that gcc 12 would drop);
-4. the project's ``lguest.config`` (``known-good.config``, an ``allnoconfig`` with the lguest
-   guest, virtio console, block and network, initramfs, ext2, no SMP, modules or HIGHMEM; plus
-   ``INET`` for the network and ``PROC_SYSCTL`` for the hostname) as ``O=/.config``, confirmed
-   by ``make oldconfig``;
+4. the project's ``lguest.config`` as ``O=/.config``, confirmed by ``make oldconfig``: the
+   shared ``known-good.config`` (an ``allnoconfig`` with the lguest guest, virtio console,
+   block and network, initramfs, ext2; no SMP, no modules) plus ``INET`` (the network),
+   ``PROC_SYSCTL`` (the hostname) and ``HIGHMEM4G``: without it a guest above 892 MB loses
+   its devices, which the kernel looks for at its end of memory, cut to 892 MB;
 5. ``make ARCH=i386 O=obj KCFLAGS=... KAFLAGS=... -jN vmlinux``.  Debian's gcc builds PIE by
    default: ``-fno-pie`` (and no unwind tables) keeps the kernel as 2.6.24 expects, and 30%
    smaller.
