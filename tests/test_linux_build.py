@@ -26,8 +26,10 @@ def fake_tarball(tmp_path: Path, name: str, sublevel: int) -> Path:
     tree.mkdir()
     (tree / "Makefile").write_text(FAKE_MAKEFILE.format(sublevel=sublevel))
     tarball = tmp_path / name
-    mode = "w:xz" if name.endswith(".xz") else "w:bz2"
-    with tarfile.open(tarball, mode) as archive:
+    opened = (
+        tarfile.open(tarball, "w:xz") if name.endswith(".xz") else tarfile.open(tarball, "w:bz2")
+    )
+    with opened as archive:
         archive.add(tree, arcname="linux-2.6.x")
     return tarball
 
