@@ -1,5 +1,6 @@
 """``scripts/run`` with Linux 2.6.24, as the README's first command runs it: piped input runs and
-powers the guest off (exit 0), ``poweroff`` typed on a terminal exits 0, three Ctrl-C exit 2,
+powers the guest off (exit 0), one Ctrl-C on a terminal interrupts the guest's command and
+``poweroff`` exits 0, three Ctrl-C exit 2,
 the terminal is put back, and nothing is left behind.  Each session uses a copy of the disk
 template (``--block``), so the user's own kept disk is not touched.  Skipped without a 2.6.24
 source tarball.
@@ -20,6 +21,7 @@ from tests.support.linux import PROMPT
 from tests.support.run import RUN, read_until, run_environment
 
 SESSION_TIMEOUT = 180.0
+STEP_PAUSE = 0.5  # seconds after each step's answer: the guest's command gets going
 
 
 @pytest.fixture
@@ -55,18 +57,20 @@ def terminal_session(run_tmpdir: Path, disk: Path) -> tuple[int, int]:
     return pid, terminal
 
 
-def finish(pid: int, terminal: int, typed: bytes, until: bytes) -> tuple[int, bytes]:
-    """Wait for the prompt, check the terminal is raw, type ``typed``, read until ``until``,
-    return (exit status, output), checking the terminal was put back."""
+def finish(pid: int, terminal: int, steps: list[tuple[bytes, bytes]]) -> tuple[int, bytes]:
+    """Wait for the prompt, check the terminal is raw, then for each step type its keys and read
+    until its text; return (exit status, output), checking the terminal was put back."""
     with os.fdopen(terminal, "rb", buffering=0) as terminal_file:
         try:
             cooked = termios.tcgetattr(terminal)[3]
             seen = read_until(terminal_file, PROMPT, timeout=SESSION_TIMEOUT)
             assert not termios.tcgetattr(terminal)[3] & termios.ICANON  # raw while it runs
-            for byte in typed:
-                os.write(terminal, bytes([byte]))
-                time.sleep(0.05)
-            seen += read_until(terminal_file, until, timeout=60)
+            for typed, until in steps:
+                for byte in typed:
+                    os.write(terminal, bytes([byte]))
+                    time.sleep(0.05)
+                seen += read_until(terminal_file, until, timeout=60)
+                time.sleep(STEP_PAUSE)
             _, status = os.waitpid(pid, 0)
             pid = 0
             assert termios.tcgetattr(terminal)[3] == cooked  # the terminal is put back
@@ -77,11 +81,18 @@ def finish(pid: int, terminal: int, typed: bytes, until: bytes) -> tuple[int, by
                 os.waitpid(pid, 0)
 
 
-def test_poweroff_on_the_terminal_exits_0(run_tmpdir: Path, disk: Path) -> None:
-    status, seen = finish(*terminal_session(run_tmpdir, disk), b"poweroff\r", b"Power down")
+def test_ctrl_c_stops_a_command_and_poweroff_exits_0(run_tmpdir: Path, disk: Path) -> None:
+    # One Ctrl-C is the guest's: its terminal sends SIGINT to the foreground job.
+    steps = [
+        (b"sleep 600; echo slept\r", b"sleep 600; echo slept\r"),
+        (b"\x03", PROMPT),
+        (b"poweroff\r", b"Power down"),
+    ]
+    status, seen = finish(*terminal_session(run_tmpdir, disk), steps)
     assert status == 0, seen
+    assert b"slept" not in seen.replace(b"echo slept", b"")
 
 
 def test_three_ctrl_c_on_the_terminal_exit_2(run_tmpdir: Path, disk: Path) -> None:
-    status, seen = finish(*terminal_session(run_tmpdir, disk), b"\x03" * 3, b"three Ctrl-C")
+    status, seen = finish(*terminal_session(run_tmpdir, disk), [(b"\x03" * 3, b"three Ctrl-C")])
     assert status == 2, seen
