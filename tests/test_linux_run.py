@@ -76,9 +76,15 @@ def finish(pid: int, terminal: int, steps: list[tuple[bytes, bytes]]) -> tuple[i
             assert termios.tcgetattr(terminal)[3] == cooked  # the terminal is put back
             return os.waitstatus_to_exitcode(status), seen
         finally:
-            if pid:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
+            if pid:  # SIGTERM first: scripts/run then stops its daemon and unmounts
+                os.kill(pid, signal.SIGTERM)
+                deadline = time.monotonic() + 30
+                while os.waitpid(pid, os.WNOHANG) == (0, 0):
+                    if time.monotonic() > deadline:
+                        os.kill(pid, signal.SIGKILL)
+                        os.waitpid(pid, 0)
+                        break
+                    time.sleep(0.1)
 
 
 def test_ctrl_c_stops_a_command_and_poweroff_exits_0(run_tmpdir: Path, disk: Path) -> None:
