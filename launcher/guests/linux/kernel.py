@@ -50,7 +50,7 @@ def patches() -> list[Path]:
     return sorted(PATCH_DIR.glob("*.patch"))
 
 
-def toolchain_versions(steps: Steps | None = None) -> str:
+def toolchain_versions() -> str:
     """The first line of ``gcc --version`` and ``ld --version``: part of every output's key."""
     lines = []
     for tool in (CC, LD):
@@ -58,7 +58,7 @@ def toolchain_versions(steps: Steps | None = None) -> str:
             result = subprocess.run([tool, "--version"], capture_output=True, text=True)
         except FileNotFoundError:
             message = f"{tool} not found: install gcc and binutils (scripts/setup does)"
-            raise (steps.fail(message) if steps else LinuxBuildError(message)) from None
+            raise LinuxBuildError(message) from None
         lines.append(result.stdout.splitlines()[0] if result.stdout else tool)
     return "\n".join(lines)
 
