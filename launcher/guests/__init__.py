@@ -1,6 +1,9 @@
-"""The guest side: freestanding i386 programs that speak the lguest paravirtual ABI.
+"""The guest side: the programs that speak the lguest paravirtual ABI, built on this machine.
 
-``rt/`` is the C runtime every guest links (``rt/lguest.h`` documents it), ``os/`` the default
-guest OS, and ``build.py`` turns them, or one of the test guests in ``tests/guests/``, into an
-ELF file the launcher boots: ``launcher.guests.build.build_guest("os")`` or ``build_single(path)``.
+``linux/`` builds the main workload, a real Linux 2.6.24 kernel with its initramfs and disk
+(``launcher.guests.linux.build_linux()``).  ``rt/`` is the C runtime every freestanding guest
+links (``rt/lguest.h`` documents it), ``os/`` the project's own small OS, and ``build.py`` turns
+them, or one of the test guests in ``tests/guests/``, into an ELF file the launcher boots:
+``launcher.guests.build.build_guest("os")`` or ``build_single(path)``.  Everything built goes
+to the cache directory of ``cache.py``.
 """
