@@ -19,8 +19,10 @@ The facts the build relies on (see shared/notes/unicorn-on-this-machine.md secti
 * Every ABI constant comes from ``lguestfs/abi.py``: a header ``lguest_abi.h`` is generated
   into the build directory, so C and Python share one definition.
 
-Outputs live in ``guests/`` of the project's cache directory (``launcher.guests.cache``:
-``$LGUESTFS_CACHE`` or ``${XDG_CACHE_HOME:-~/.cache}/lguestfs``), never in the source tree.
+Outputs live in ``guests/<checkout>/`` of the project's cache directory
+(``launcher.guests.cache``: ``$LGUESTFS_CACHE`` or ``${XDG_CACHE_HOME:-~/.cache}/lguestfs``),
+never in the source tree; ``<checkout>`` is a short hash of this source tree's path, so two
+checkouts (git worktrees) do not rebuild each other's runtime over and over.
 An output is rebuilt when its fingerprint (every input's path, size and mtime, and the
 compiler flags) changes, so an edited, added or removed source, header, linker script,
 ``abi.py`` or this file all trigger a rebuild.  Builds take a
@@ -50,7 +52,12 @@ from lguestfs import abi
 
 GUESTS_DIR = Path(__file__).resolve().parent
 RUNTIME_DIR = GUESTS_DIR / "rt"
-BUILD_DIR = cache_dir() / "guests"
+CHECKOUT_KEY_CHARS = 12
+BUILD_DIR = (
+    cache_dir()
+    / "guests"
+    / hashlib.sha256(str(GUESTS_DIR).encode()).hexdigest()[:CHECKOUT_KEY_CHARS]
+)
 LINKER_SCRIPT = RUNTIME_DIR / "guest.lds"
 ABI_HEADER = "lguest_abi.h"
 
