@@ -1,10 +1,10 @@
 """The virtio network device, and the UDP link that carries its frames (spec 8, 9).
 
 The device: two queues, *receive* (the guest offers writable buffers) then *send* (read-only),
-and the MAC field (0x41).  Every chain starts with a buffer of exactly the 10-byte
-``virtio_net_hdr`` (2-byte aligned): on send it is ignored and the used length excludes it; on
-receive we zero its flags and gso_type and the used length is 10 plus the frame.  A send header
-must be 2-byte aligned (spec 8); a receive header need not be.
+and the MAC field (0x41).  Every chain starts with a buffer of exactly 2.6.24's 8-byte
+``virtio_net_hdr`` (2-byte aligned; 2.6.25 made it 10): on send it is ignored and the used length
+excludes it; on receive we zero its flags and gso_type and the used length is 8 plus the frame.
+A send header must be 2-byte aligned (spec 8); a receive header need not be.
 
 Where the frames go is a ``Link``.  2.6.24 used a tap device (``--tunnet``, ``launcher.tap``):
 that needs root, ``/dev/net/tun`` and network configuration, and its other end is the host's IP

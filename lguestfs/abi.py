@@ -220,7 +220,9 @@ VIRTIO_BLK_OUTHDR_BYTES: Final = 24  # u32 type, u32 ioprio, u64 sector, u64 id
 SECTOR_SIZE: Final = 512
 BLOCK_SEG_MAX: Final = 126
 
-VIRTIO_NET_HDR_BYTES: Final = 10  # u8 flags, u8 gso_type, u16 gso_size, csum_start, csum_offset
+# 2.6.24's struct virtio_net_hdr: u8 flags, u8 gso_type, u16 gso_size, csum_start, csum_offset.
+# (u16 hdr_len, making it 10 bytes, arrived in 2.6.25; a 2.6.24 guest sends and expects 8.)
+VIRTIO_NET_HDR_BYTES: Final = 8
 
 
 def vring_size(num: int) -> int:

@@ -6,6 +6,7 @@ Pure logic on a prepared guest's memory: the guest's half of each ring is played
 
 import contextlib
 import os
+import socket
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -330,6 +331,57 @@ def test_block_file_in_use_by_another_device_is_refused(guest: PreparedGuest, di
     Block(table, disk)
     with pytest.raises(LaunchError, match="in use by another launcher"):
         Block(table, disk)
+
+
+# --- Net: 2.6.24's virtio_net_hdr is 8 bytes (flags, gso_type, gso_size, csum_start, csum_offset)
+
+FRAME = bytes(range(60))
+
+
+@pytest.fixture
+def peer() -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5)
+    yield sock
+    sock.close()
+
+
+def make_net(guest: PreparedGuest, peer: socket.socket) -> Net:
+    link = UdpLink(f"udp:127.0.0.1:{peer.getsockname()[1]},local=127.0.0.1:0", 0)
+    peer.connect(("127.0.0.1", link.port))
+    return Net(make_table(guest), link)
+
+
+def test_net_send_takes_an_8_byte_header_and_sends_the_frame_behind_it(
+    guest: PreparedGuest, peer: socket.socket, irqs: list[int]
+) -> None:
+    net = make_net(guest, peer)
+    guest.write(DATA, FRAME)
+    Ring.of(net.send_queue).chain((HEADER, 8, False), (DATA, len(FRAME), False))
+    net.send()
+    assert peer.recv(2048) == FRAME
+    assert Ring.of(net.send_queue).used() == (1, [(0, len(FRAME))])
+
+
+def test_net_receive_zeroes_the_8_byte_header_and_counts_it_in_the_used_length(
+    guest: PreparedGuest, peer: socket.socket, irqs: list[int]
+) -> None:
+    net = make_net(guest, peer)
+    guest.write(HEADER, b"\xff" * 10)
+    Ring.of(net.receive_queue).chain((HEADER, 8, True), (DATA, 1514, True))
+    peer.send(FRAME)  # loopback UDP: queued on the link's socket before send() returns
+    assert net.receive()
+    assert guest.read(DATA, len(FRAME)) == FRAME
+    assert guest.read(HEADER, 10)[:2] == b"\0\0"
+    assert Ring.of(net.receive_queue).used() == (1, [(0, 8 + len(FRAME))])
+
+
+def test_net_header_of_2_6_25s_10_bytes_is_fatal(guest: PreparedGuest, peer: socket.socket) -> None:
+    net = make_net(guest, peer)
+    Ring.of(net.send_queue).chain((HEADER, 10, False), (DATA, len(FRAME), False))
+    with pytest.raises(GuestBroke, match="must start with the 8-byte virtio_net_hdr"):
+        net.send()
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 /*
  * The virtio network driver: posted receive buffers, synchronous sends.
  *
- * 2.6.24's launcher insists on the header being a descriptor of exactly 10 bytes in both
+ * 2.6.24's launcher insists on the header being a descriptor of exactly 8 bytes in both
  * directions (spec 8), so each chain here is {header, frame}.  We offer no checksum or
  * segmentation offloads, so every header we send is zero and those we receive are ignored.
  */
@@ -33,7 +33,7 @@ bool vnet_init(struct vnet *net, struct virtio_device *dev)
 
 bool vnet_send(struct vnet *net, const void *frame, uint32_t len)
 {
-	/* The launcher insists the header is exactly 10 bytes and 2-aligned (spec 8). */
+	/* The launcher insists the header is exactly 8 bytes and 2-aligned (spec 8). */
 	static const uint8_t hdr[VIRTIO_NET_HDR_BYTES] __attribute__((aligned(2)));
 	struct vbuf chain[2] = {{hdr, sizeof(hdr)}, {frame, len}};
 	uint32_t used_len;

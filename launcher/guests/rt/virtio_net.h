@@ -1,6 +1,6 @@
 /*
  * The virtio network device (spec 9, device id 1): a receive queue, then a send queue; every
- * frame travels behind a 10-byte virtio_net_hdr in a descriptor of its own.
+ * frame travels behind an 8-byte virtio_net_hdr in a descriptor of its own.
  *
  * Receive buffers stay posted; the launcher fills one per incoming frame and raises the receive
  * queue's irq.  Sending is synchronous: the launcher passes the frame on while handling the NOTIFY.
