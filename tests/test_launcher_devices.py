@@ -338,15 +338,6 @@ def test_block_file_in_use_by_another_device_is_refused(guest: PreparedGuest, di
 FRAME = bytes(range(60))
 
 
-@pytest.fixture
-def peer() -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(5)
-    yield sock
-    sock.close()
-
-
 def make_net(guest: PreparedGuest, peer: socket.socket) -> Net:
     link = UdpLink(f"udp:127.0.0.1:{peer.getsockname()[1]},local=127.0.0.1:0", 0)
     peer.connect(("127.0.0.1", link.port))

@@ -92,12 +92,14 @@ class Launcher(Closing):
         guest: Path | str,
         *args: str,
         options: Sequence[str] = (),
+        prefix: Sequence[str] = (),
     ) -> None:
+        """``prefix``: a command the launcher runs under (``["unshare", "--net", "--"]``)."""
         self.stdout = b""
         self.stderr = b""
         self.timed_out = False
         self.process = subprocess.Popen(
-            launcher_command(mount, mem_mb, guest, *args, options=options),
+            [*prefix, *launcher_command(mount, mem_mb, guest, *args, options=options)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

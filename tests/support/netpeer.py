@@ -4,17 +4,22 @@
 (``launcher.net``).  A guest with a real IP stack (Linux 2.6.24) needs someone there who speaks
 IPv4: ``NetPeer`` is that someone, at ``PEER_IP`` with ``PEER_MAC``, on a UDP socket of its own.
 A thread answers ARP requests for its address and echo requests to it; ``ping`` sends an echo
-request to the guest (after learning its MAC by ARP) and times the reply.  Frames go to the UDP
-address the last datagram came from (a launcher started after the peer speaks first: its guest
-sends ARP and the like as it comes up), or to the one given.
+request to the guest (after learning its MAC by ARP) and times the reply.  The peer picks the
+launcher's UDP port too (``net_option`` says both), so it can speak first.
+
+``host_ping`` is the host's own ping (a raw socket), for a guest on a tap device (``--tunnet``);
+``python -m tests.support.netpeer ping ADDRESS`` runs it (in another network namespace, say)
+and prints the round trip in ms, exiting 1 without a reply.
 
 Used by the Linux network tests and by ``scripts/bench --only linux``.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -59,16 +64,41 @@ def arp(op: int, sender_mac: bytes, sender_ip: bytes, target_mac: bytes, target_
     )
 
 
+def host_ping(address: str, timeout: float = 10.0) -> float | None:
+    """One echo request from this host's own IP stack (a raw socket: root) to ``address``; the
+    round trip in seconds, None if no reply came within ``timeout``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as sock:
+        ident, deadline = os.getpid() & 0xFFFF, time.monotonic() + timeout
+        sent = time.monotonic()
+        sock.sendto(icmp_echo(ICMP_ECHO, ident, 1, bytes(range(56))), (address, 0))
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            try:
+                packet, (source, _) = sock.recvfrom(2048)
+            except TimeoutError:
+                break
+            icmp = packet[(packet[0] & 0xF) * 4 :]
+            if (
+                source == address
+                and icmp[0] == ICMP_ECHO_REPLY
+                and icmp[4:6] == ident.to_bytes(2, "big")
+            ):
+                return time.monotonic() - sent
+    return None
+
+
 class NetPeer:
     """A UDP-carried Ethernet host at ``PEER_IP``; a context manager that stops its thread."""
 
-    def __init__(self, address: tuple[str, int] | None = None) -> None:
+    def __init__(self) -> None:
         self.ip = socket.inet_aton(PEER_IP)
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.socket.bind(("127.0.0.1", 0))
         self.socket.settimeout(POLL_SECONDS)
         self.port: int = self.socket.getsockname()[1]
-        self.launcher = address  # where frames for the guest go
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # a free port for it
+            probe.bind(("127.0.0.1", 0))
+            self.launcher: tuple[str, int] = probe.getsockname()
         self.macs: dict[bytes, bytes] = {}  # IPv4 address -> MAC, from the guest's frames
         self.echo_requests = 0  # answered
         self._replies: dict[int, float] = {}  # echo sequence -> monotonic time of its reply
@@ -80,7 +110,7 @@ class NetPeer:
     @property
     def net_option(self) -> str:
         """The launcher option that makes this peer the guest's network."""
-        return f"--net=udp:127.0.0.1:{self.port}"
+        return f"--net=udp:127.0.0.1:{self.port},local=127.0.0.1:{self.launcher[1]}"
 
     def __enter__(self) -> NetPeer:
         return self
@@ -119,17 +149,15 @@ class NetPeer:
             return self._changed.wait_for(condition, max(timeout, 0))
 
     def _send(self, destination: bytes, kind: int, payload: bytes) -> None:
-        if self.launcher is not None:
-            frame = destination + PEER_MAC + struct.pack("!H", kind) + payload
-            self.socket.sendto(frame.ljust(60, b"\0"), self.launcher)
+        frame = destination + PEER_MAC + struct.pack("!H", kind) + payload
+        self.socket.sendto(frame.ljust(60, b"\0"), self.launcher)
 
     def _serve(self) -> None:
         while not self._stop:
             try:
-                frame, source = self.socket.recvfrom(2048)
+                frame = self.socket.recv(2048)
             except (TimeoutError, ConnectionRefusedError):
                 continue
-            self.launcher = source  # the latest launcher to speak is the one answered
             if len(frame) >= 14:
                 with self._changed:
                     self._frame(frame)
@@ -157,3 +185,11 @@ class NetPeer:
                 self._send(source_mac, ETH_IP, ip_packet(self.ip, sender, reply))
             elif icmp[0] == ICMP_ECHO_REPLY and target == self.ip:
                 self._replies[struct.unpack("!H", icmp[6:8])[0]] = time.monotonic()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] != "ping":
+        sys.exit("usage: python -m tests.support.netpeer ping ADDRESS")
+    rtt = host_ping(sys.argv[2])
+    print("no reply" if rtt is None else f"{rtt * 1000:.3f} ms")
+    sys.exit(rtt is None)
