@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -131,9 +130,10 @@ def test_tunnet_connects_a_linux_guest_to_the_host(mount: Mount, linux: LinuxBui
     with Launcher(mount, MEM_MB, linux.vmlinux, options=options, prefix=in_namespace) as launcher:
         launcher.expect(PROMPT, timeout=60)
         guest_ping(launcher, TAP_IP)
+        namespace = f"--net=/proc/{launcher.pid}/ns/net"
+        pinger = [sys.executable, "-m", "tests.support.netpeer", "ping", GUEST_IP]
         host_ping = subprocess.run(
-            ["nsenter", f"--net=/proc/{launcher.pid}/ns/net", "--", sys.executable]
-            + ["-m", "tests.support.netpeer", "ping", GUEST_IP],
+            ["nsenter", namespace, "--", *pinger],
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,
