@@ -46,6 +46,12 @@ def _block(plan: Plan) -> list[Figure]:
     )
 
 
+def _linux(plan: Plan) -> list[Figure]:
+    from benchlib.linux import linux
+
+    return linux(plan)
+
+
 # Groups in run order: their name for --only, the figures they give, how they are measured.
 GROUPS: list[tuple[str, tuple[str, ...], Measure]] = [
     ("compute", ("guest_compute",), figures.compute),
@@ -76,6 +82,11 @@ GROUPS: list[tuple[str, tuple[str, ...], Measure]] = [
         figures.scale,
     ),
     ("block", ("block_read", "block_write"), _block),
+    (
+        "linux",
+        ("linux_boot", "linux_fork_exec", "linux_shell_loop", "linux_disk_read", "linux_ping"),
+        _linux,
+    ),
 ]
 
 

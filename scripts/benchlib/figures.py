@@ -136,6 +136,23 @@ SPECS: dict[str, Spec] = {
     ),
     "block_read": Spec("virtio-block sequential read", "MB/s"),
     "block_write": Spec("virtio-block sequential write", "MB/s"),
+    "linux_boot": Spec(
+        "Linux: launch to shell prompt",
+        "s",
+        note="lguest-launch of Linux 2.6.24 (128 MB, initramfs, disk, net) until 'lguest# '",
+    ),
+    "linux_fork_exec": Spec("Linux: fork+exec of /bin/true", "/s"),
+    "linux_shell_loop": Spec("Linux: shell arithmetic loop", "iterations/s"),
+    "linux_disk_read": Spec(
+        "Linux: sequential disk read",
+        "MB/s",
+        note="dd of a 32 MiB virtio disk, 1 MiB blocks, page cache dropped first",
+    ),
+    "linux_ping": Spec(
+        "Linux: ping round trip",
+        "µs",
+        note="ping -i 0 to a UDP peer answering ICMP echo; host wall time per ping",
+    ),
 }
 
 

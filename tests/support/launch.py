@@ -128,11 +128,11 @@ class Launcher(Closing):
             with contextlib.suppress(BrokenPipeError):
                 self.process.stdin.close()
 
-    def expect(self, text: bytes, timeout: float = DEFAULT_TIMEOUT) -> bytes:
-        """Wait until stdout contains ``text``; returns stdout so far.  AssertionError on timeout
-        or if the launcher exits first, with what it printed."""
+    def expect(self, text: bytes, timeout: float = DEFAULT_TIMEOUT, start: int = 0) -> bytes:
+        """Wait until stdout contains ``text`` (at or after offset ``start``); returns stdout so
+        far.  AssertionError on timeout or if the launcher exits first, with what it printed."""
         deadline = time.monotonic() + timeout
-        while text not in self.stdout:
+        while self.stdout.find(text, start) < 0:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self._pump(remaining):
                 raise AssertionError(
