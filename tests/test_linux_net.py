@@ -20,18 +20,12 @@ import pytest
 
 from launcher.guests.linux import LinuxBuild
 from tests.support.launch import Launcher
-from tests.support.linux import PROMPT, build_or_skip, linux_options
+from tests.support.linux import MEM_MB, PROMPT, linux_options
 from tests.support.mount import REPO_ROOT, Mount
 from tests.support.netpeer import PEER_IP, NetPeer
 
-MEM_MB = 64
 GUEST_IP = "10.0.2.15"  # netup's default
 PING_SUMMARY = rb"(\d+) packets transmitted, (\d+) received, (\d+)% packet loss"
-
-
-@pytest.fixture(scope="module")
-def linux() -> LinuxBuild:
-    return build_or_skip()
 
 
 def guest_ping(launcher: Launcher, address: str, count: int = 3) -> bytes:
@@ -53,10 +47,10 @@ def power_off(*launchers: Launcher) -> None:
     assert [launcher.wait(30) for launcher in launchers] == [0] * len(launchers)
 
 
-def test_linux_guest_and_a_udp_peer_ping_each_other(mount: Mount, linux: LinuxBuild) -> None:
+def test_linux_guest_and_a_udp_peer_ping_each_other(mount: Mount, linux_build: LinuxBuild) -> None:
     with NetPeer() as peer:
-        options = [*linux_options(linux), peer.net_option]
-        with Launcher(mount, MEM_MB, linux.vmlinux, options=options) as launcher:
+        options = [*linux_options(linux_build), peer.net_option]
+        with Launcher(mount, MEM_MB, linux_build.vmlinux, options=options) as launcher:
             launcher.expect(PROMPT, timeout=60)
             assert f"netup: eth0 {GUEST_IP} netmask 255.255.255.0 up".encode() in launcher.stdout
             guest_ping(launcher, PEER_IP)
@@ -66,12 +60,12 @@ def test_linux_guest_and_a_udp_peer_ping_each_other(mount: Mount, linux: LinuxBu
 
 
 def test_netup_takes_ip_from_the_command_line_and_refuses_what_is_not_there(
-    mount: Mount, linux: LinuxBuild
+    mount: Mount, linux_build: LinuxBuild
 ) -> None:
     with NetPeer() as peer:
-        options = [*linux_options(linux), peer.net_option]
+        options = [*linux_options(linux_build), peer.net_option]
         args = ("ip=10.0.2.77::10.0.2.2:255.255.255.0",)
-        with Launcher(mount, MEM_MB, linux.vmlinux, *args, options=options) as launcher:
+        with Launcher(mount, MEM_MB, linux_build.vmlinux, *args, options=options) as launcher:
             launcher.expect(PROMPT, timeout=60)
             assert (
                 b"netup: eth0 10.0.2.77 netmask 255.255.255.0 gateway 10.0.2.2 up"
@@ -87,23 +81,23 @@ def test_netup_takes_ip_from_the_command_line_and_refuses_what_is_not_there(
             power_off(launcher)
 
 
-def test_two_linux_guests_ping_each_other_over_udp(mount: Mount, linux: LinuxBuild) -> None:
+def test_two_linux_guests_ping_each_other_over_udp(mount: Mount, linux_build: LinuxBuild) -> None:
     ports = []
     for _ in range(2):  # two free local ports, one per launcher
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.bind(("127.0.0.1", 0))
             ports.append(probe.getsockname()[1])
     a_options = [
-        *linux_options(linux),
+        *linux_options(linux_build),
         f"--net=udp:127.0.0.1:{ports[1]},local=127.0.0.1:{ports[0]}",
     ]
     b_options = [
-        *linux_options(linux),
+        *linux_options(linux_build),
         f"--net=udp:127.0.0.1:{ports[0]},local=127.0.0.1:{ports[1]}",
     ]
     with (
-        Launcher(mount, MEM_MB, linux.vmlinux, "ip=10.0.2.15", options=a_options) as a,
-        Launcher(mount, MEM_MB, linux.vmlinux, "ip=10.0.2.16", options=b_options) as b,
+        Launcher(mount, MEM_MB, linux_build.vmlinux, "ip=10.0.2.15", options=a_options) as a,
+        Launcher(mount, MEM_MB, linux_build.vmlinux, "ip=10.0.2.16", options=b_options) as b,
     ):
         a.expect(PROMPT, timeout=60)
         b.expect(PROMPT, timeout=60)
@@ -120,14 +114,16 @@ NAMESPACE_SETUP = 'echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6 2>/dev/
 TAP_IP = "10.0.2.2"
 
 
-def test_tunnet_connects_a_linux_guest_to_the_host(mount: Mount, linux: LinuxBuild) -> None:
+def test_tunnet_connects_a_linux_guest_to_the_host(mount: Mount, linux_build: LinuxBuild) -> None:
     if not os.path.exists("/dev/net/tun") or os.geteuid() != 0:
         pytest.skip("--tunnet needs root and /dev/net/tun")
     if not (shutil.which("unshare") and shutil.which("nsenter")):
         pytest.skip("the tap test runs in a network namespace: it needs unshare and nsenter")
     in_namespace = ["unshare", "--net", "--", "sh", "-c", NAMESPACE_SETUP, "sh"]
-    options = [*linux_options(linux), f"--tunnet={TAP_IP}"]
-    with Launcher(mount, MEM_MB, linux.vmlinux, options=options, prefix=in_namespace) as launcher:
+    options = [*linux_options(linux_build), f"--tunnet={TAP_IP}"]
+    with Launcher(
+        mount, MEM_MB, linux_build.vmlinux, options=options, prefix=in_namespace
+    ) as launcher:
         launcher.expect(PROMPT, timeout=60)
         guest_ping(launcher, TAP_IP)
         namespace = f"--net=/proc/{launcher.pid}/ns/net"
