@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.launch import Launcher, run_launcher
 from tests.support.mount import Mount
+from tests.support.netpeer import free_udp_ports
 
 PROMPT = b"lguest> "
 SECTOR = 512
@@ -63,11 +64,7 @@ def test_guest_frame_arrives_at_the_udp_peer_and_a_reply_arrives_in_the_guest(
 
 
 def test_two_guests_exchange_frames_over_udp(mount: Mount, guest_os: Path) -> None:
-    ports = []
-    for _ in range(2):  # two free local ports, one per launcher
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            ports.append(probe.getsockname()[1])
+    ports = free_udp_ports(2)  # one per launcher
     a_net = f"--net=udp:127.0.0.1:{ports[1]},local=127.0.0.1:{ports[0]}"
     b_net = f"--net=udp:127.0.0.1:{ports[0]},local=127.0.0.1:{ports[1]}"
     with (

@@ -12,7 +12,6 @@ exist only there and vanish with the launcher; nothing touches the machine's net
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 
@@ -22,7 +21,7 @@ from launcher.guests.linux import LinuxBuild
 from tests.support.launch import Launcher
 from tests.support.linux import MEM_MB, PROMPT, linux_options
 from tests.support.mount import REPO_ROOT, Mount
-from tests.support.netpeer import PEER_IP, NetPeer
+from tests.support.netpeer import PEER_IP, NetPeer, free_udp_ports
 
 GUEST_IP = "10.0.2.15"  # netup's default
 PING_SUMMARY = rb"(\d+) packets transmitted, (\d+) received, (\d+)% packet loss"
@@ -82,11 +81,7 @@ def test_netup_takes_ip_from_the_command_line_and_refuses_what_is_not_there(
 
 
 def test_two_linux_guests_ping_each_other_over_udp(mount: Mount, linux_build: LinuxBuild) -> None:
-    ports = []
-    for _ in range(2):  # two free local ports, one per launcher
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            ports.append(probe.getsockname()[1])
+    ports = free_udp_ports(2)  # one per launcher
     a_options = [
         *linux_options(linux_build),
         f"--net=udp:127.0.0.1:{ports[1]},local=127.0.0.1:{ports[0]}",

@@ -7,7 +7,8 @@ A thread answers ARP requests for its address and echo requests to it; ``ping`` 
 request to the guest (after learning its MAC by ARP) and times the reply.  The peer picks the
 launcher's UDP port too (``net_option`` says both), so it can speak first.
 
-``host_ping`` is the host's own ping (a raw socket), for a guest on a tap device (``--tunnet``);
+``free_udp_ports`` finds ports for launchers that talk to each other.  ``host_ping`` is the
+host's own ping (a raw socket), for a guest on a tap device (``--tunnet``);
 ``python -m tests.support.netpeer ping ADDRESS`` runs it (in another network namespace, say)
 and prints the round trip in ms, exiting 1 without a reply.
 
@@ -64,6 +65,18 @@ def arp(op: int, sender_mac: bytes, sender_ip: bytes, target_mac: bytes, target_
     )
 
 
+def free_udp_ports(count: int) -> list[int]:
+    """``count`` distinct loopback UDP ports that were free a moment ago (for ``local=``)."""
+    probes = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
 def host_ping(address: str, timeout: float = 10.0) -> float | None:
     """One echo request from this host's own IP stack (a raw socket: root) to ``address``; the
     round trip in seconds, None if no reply came within ``timeout``."""
@@ -96,9 +109,7 @@ class NetPeer:
         self.socket.bind(("127.0.0.1", 0))
         self.socket.settimeout(POLL_SECONDS)
         self.port: int = self.socket.getsockname()[1]
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # a free port for it
-            probe.bind(("127.0.0.1", 0))
-            self.launcher: tuple[str, int] = probe.getsockname()
+        self.launcher = ("127.0.0.1", free_udp_ports(1)[0])  # the launcher's end
         self.macs: dict[bytes, bytes] = {}  # IPv4 address -> MAC, from the guest's frames
         self.echo_requests = 0  # answered
         self._replies: dict[int, float] = {}  # echo sequence -> monotonic time of its reply
