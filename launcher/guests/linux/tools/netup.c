@@ -208,10 +208,10 @@ static int set_device(struct config *c, const char *name)
 
 int main(int argc, char **argv, char **envp)
 {
-	(void)envp;
 	struct config loopback = {"lo", 0x0100007f, 0x000000ff, 0}, eth;
 	int sock = (int)sys_socket(AF_INET, SOCK_DGRAM, 0);
 
+	(void)envp;
 	if (sock < 0) {
 		put_err("netup: no AF_INET socket (is the kernel built with CONFIG_INET?)\n");
 		return 1;

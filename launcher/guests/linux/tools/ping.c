@@ -144,7 +144,6 @@ static void summary(u32 address, const struct stats *st, u32 elapsed_us)
 
 int main(int argc, char **argv, char **envp)
 {
-	(void)envp;
 	long count = 4, interval_ms = 1000;
 	int quiet = 0, sock;
 	const char *target = 0, *p;
@@ -153,6 +152,7 @@ int main(int argc, char **argv, char **envp)
 	u16 id;
 	u32 start;
 
+	(void)envp;
 	for (int i = 1; i < argc; i++) {
 		if (str_eq(argv[i], "-c") && i + 1 < argc) {
 			p = argv[++i];
