@@ -24,7 +24,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
+
+from launcher.closing import Closing
 
 PEER_IP = "10.0.2.2"
 PEER_MAC = bytes.fromhex("02006c670202")
@@ -100,7 +101,7 @@ def host_ping(address: str, timeout: float = 10.0) -> float | None:
     return None
 
 
-class NetPeer:
+class NetPeer(Closing):
     """A UDP-carried Ethernet host at ``PEER_IP``; a context manager that stops its thread."""
 
     def __init__(self) -> None:
@@ -122,17 +123,6 @@ class NetPeer:
     def net_option(self) -> str:
         """The launcher option that makes this peer the guest's network."""
         return f"--net=udp:127.0.0.1:{self.port},local=127.0.0.1:{self.launcher[1]}"
-
-    def __enter__(self) -> NetPeer:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         self._stop = True
