@@ -9,7 +9,10 @@ Two ways, both ending with the launcher gone (killed if need be) however the tes
   writes to its stdin, ``launcher.expect(b"text", timeout=10)`` waits until stdout contains it,
   ``launcher.wait(timeout)`` collects the exit status.
 
-``mount`` is the mount point directory (the node is ``mount / "lguest"``).  Guest early-console and
+``Launcher(..., program=PATH)`` runs another launcher that takes 2.6.24's command line (the
+2.6.24 launcher itself: ``tests.support.original``) in a session of its own, so its waker and
+I/O children can be found by its process group.  ``mount`` is the mount point directory (the
+node is ``mount / "lguest"``).  Guest early-console and
 console output go to stdout; the launcher's own lines, like ``lguest: CRASH: ...`` when the guest
 dies, go to stderr, as in 2.6.24.  ``options`` are launcher options: ``["--block=disk.img"]``.
 
@@ -93,16 +96,23 @@ class Launcher(Closing):
         *args: str,
         options: Sequence[str] = (),
         prefix: Sequence[str] = (),
+        program: Path | None = None,
     ) -> None:
-        """``prefix``: a command the launcher runs under (``["unshare", "--net", "--"]``)."""
+        """``prefix``: a command the launcher runs under (``["unshare", "--net", "--"]``);
+        ``program``: another launcher with 2.6.24's command line, run in a session of its own."""
         self.stdout = b""
         self.stderr = b""
         self.timed_out = False
+        if program is None:
+            command = launcher_command(mount, mem_mb, guest, *args, options=options)
+        else:
+            command = [str(program), *options, str(mem_mb), str(guest), *args]
         self.process = subprocess.Popen(
-            [*prefix, *launcher_command(mount, mem_mb, guest, *args, options=options)],
+            [*prefix, *command],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            start_new_session=program is not None,
         )
         assert self.process.stdout is not None and self.process.stderr is not None
         self._selector = selectors.DefaultSelector()

@@ -25,7 +25,7 @@ written 8 bytes wide, a 32-bit mask in ``vring_init``).  The recipe:
 
 API: ``build_lguest_c(source=None) -> Path`` (raises ``LinuxBuildError``); command line:
 ``python -m launcher.guests.lguest_c [--source TARBALL]`` prints the program's path.  Outputs
-live in ``<cache>/lguest-c/`` (``launcher.guests.cache``), ``lguest-<key>`` keyed by the
+live in ``<cache>/lguest-c/`` (``launcher.guests.cache``), ``<key>/lguest`` keyed by the
 tarball's content, the patches, the flags and the compiler; zlib's files in
 ``<cache>/zlib-i386/``.
 """
@@ -76,10 +76,11 @@ def build_lguest_c(source: Path | None = None, stream: IO[str] | None = None) ->
         raise LinuxBuildError(f"{source}: no such source tarball")
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
     with _lock(OUTPUT_DIR):
-        output = OUTPUT_DIR / f"lguest-{_key(source)}"
+        output = OUTPUT_DIR / _key(source) / "lguest"  # the name its messages start with
         if output.is_file():
             return output
-        steps = Steps(output.with_name(output.name + ".log"), stream)
+        output.parent.mkdir(exist_ok=True)
+        steps = Steps(output.with_name("build.log"), stream)
         try:
             fetch_zlib(steps.say)
             _build(source, output, steps)

@@ -19,10 +19,14 @@
  *   hz=N       timer ticks per second, 0 to run without a tick (default 100)
  *   run=CMD    run CMD before the prompt, commas standing for spaces: run=blk,read,0;
  *              may be repeated, in order.  run=poweroff makes a guest that boots and stops.
+ *   idle=S     S seconds without console input count as the end of input (the shell then
+ *              powers off); for launchers that stop reading their console without telling
+ *              the guest, as 2.6.24's does at end of file.  Needs the timer (hz above 0).
  */
 #include "os.h"
 
 #define MAX_HZ 10000
+#define MAX_IDLE 86400 /* seconds: one day, far from uptime_ms() wrapping */
 
 struct boot_options options = {.echo = true, .hz = 100};
 char command_line[COMMAND_LINE_MAX];
@@ -57,6 +61,12 @@ static void parse_option(char *word)
 		else
 			boot_msg("boot: hz=%s is not a rate from 0 to %u: keeping %u\n", word + 3,
 				 MAX_HZ, options.hz);
+	} else if (strncmp(word, "idle=", 5) == 0) {
+		if (!parse_u32(word + 5, &options.idle) || options.idle > MAX_IDLE) {
+			options.idle = 0;
+			boot_msg("boot: idle=%s is not a number of seconds up to %u: ignored\n",
+				 word + 5, MAX_IDLE);
+		}
 	} else if (strncmp(word, "run=", 4) == 0 && options.run_count < ARRAY_SIZE(options.run)) {
 		for (char *c = word + 4; *c; c++)
 			if (*c == ',')

@@ -29,6 +29,7 @@ struct boot_options {
 	bool quiet;             /* "quiet": no boot messages */
 	bool echo;              /* "noecho" turns off echoing typed input */
 	uint32_t hz;            /* "hz=N": timer ticks per second (0: no tick) */
+	uint32_t idle;          /* "idle=S": no console input for S seconds ends input (0: never) */
 	const char *run[8];     /* "run=CMD": commands run before the prompt (',' = ' ') */
 	unsigned run_count;
 };

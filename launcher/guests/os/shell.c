@@ -6,6 +6,11 @@
  * command per line.  Input is echoed (the launcher puts a terminal in raw mode) and can be
  * edited with backspace; ^C drops the line, ^D on an empty line or the end of input powers the
  * guest off, so a session piped into the launcher runs its commands and then ends.
+ *
+ * The end of input is the launcher's empty input buffer (the project's launcher at end of file).
+ * The 2.6.24 launcher gives no sign: at end of file it stops reading its console ("Failed to get
+ * console input, ignoring console") and the guest cannot tell that from nobody typing.  With
+ * "idle=S", S seconds without input count as the end of input too.
  */
 #include "os.h"
 #include "virtio_console.h"
@@ -25,6 +30,7 @@ static bool something_to_do(void *arg)
 static int read_line(char *line)
 {
 	static bool end_of_input, after_cr;
+	static uint32_t last_input_ms;
 	int len = 0;
 
 	if (end_of_input)
@@ -51,10 +57,17 @@ static int read_line(char *line)
 				end_of_input = true;
 				return -1;
 			}
+			if (options.idle && uptime_ms() - last_input_ms >= options.idle * 1000) {
+				kprintf("\nconsole: no input for %u s (idle=%u): end of input\n",
+					options.idle, options.idle);
+				end_of_input = true;
+				return -1;
+			}
 			con_flush();
 			wait_event(something_to_do, 0);
 			continue;
 		}
+		last_input_ms = uptime_ms();
 		bool was_cr = after_cr;
 		after_cr = c == '\r';
 		if (c == '\n' && was_cr)

@@ -11,13 +11,17 @@
 #include "virtio_console.h"
 
 #define INPUT_BUFFERS 4
-#define INPUT_BUFFER_BYTES 128
+#define INPUT_BUFFER_BYTES 256
 #define OUTPUT_BUFFER_BYTES 2048
 
 static struct virtqueue in_vq, out_vq;
 static bool ready;
 
-static char input[INPUT_BUFFERS][INPUT_BUFFER_BYTES];
+/* Each input buffer starts on a 256-byte boundary: after its console reaches end of input, the
+ * 2.6.24 launcher takes a kick of the input queue for an early-console write and prints the
+ * ring's first bytes as a string (its first descriptor's address, low byte first), which is then
+ * empty instead of noise. */
+static char input[INPUT_BUFFERS][INPUT_BUFFER_BYTES] __attribute__((aligned(256)));
 static char *reading;      /* the input buffer being consumed, or 0 */
 static uint32_t read_len;  /* bytes the launcher put in it */
 static uint32_t read_off;  /* bytes of it already returned */

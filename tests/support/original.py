@@ -1,0 +1,50 @@
+"""The 2.6.24 launcher (``launcher.guests.lguest_c``) as a test client: its build, ``/dev/lguest``.
+
+``original_launcher()`` is the patched 32-bit ``lguest`` program, built once into the cache, or
+a pytest skip saying where to put a 2.6.24 source tarball when there is none.  The program opens
+``/dev/lguest`` and its waker finds ``guests/<pid>/waker`` beside the file that links to, so
+``dev_lguest(mount)`` makes ``/dev/lguest`` a symbolic link to ``MOUNT/lguest`` for a ``with``
+block.  One machine has one ``/dev/lguest``: the link is taken under a lock (concurrent test
+runs wait for each other), a link left by a killed run is replaced, and anything else there
+(a real lguest device) skips the test.
+"""
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from launcher.guests.cache import cache_dir
+from launcher.guests.lguest_c import build_lguest_c
+from launcher.guests.linux import WHERE_TO_PUT_SOURCE, find_source
+from tests.support.mount import Mount
+
+DEV_LGUEST = Path("/dev/lguest")
+
+
+def original_launcher() -> Path:
+    """The patched 2.6.24 launcher, or skip when there is no source tarball."""
+    if find_source() is None:
+        pytest.skip(f"no Linux 2.6.24 source for the 2.6.24 launcher: {WHERE_TO_PUT_SOURCE}")
+    return build_lguest_c()
+
+
+@contextmanager
+def dev_lguest(mount: Mount) -> Iterator[Path]:
+    """``/dev/lguest`` -> ``MOUNT/lguest`` while the block runs."""
+    lock_path = cache_dir() / "dev-lguest.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if DEV_LGUEST.exists() or DEV_LGUEST.is_symlink():
+            if not DEV_LGUEST.is_symlink():
+                pytest.skip(f"{DEV_LGUEST} exists and is not a link this suite made")
+            DEV_LGUEST.unlink()  # left by a run that was killed: we hold the lock
+        os.symlink(mount.node, DEV_LGUEST)
+        try:
+            yield DEV_LGUEST
+        finally:
+            DEV_LGUEST.unlink()
