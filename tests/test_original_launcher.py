@@ -67,7 +67,9 @@ def test_it_boots_the_os_console_both_ways_and_its_block_device_reaches_the_host
     node: Mount, lguest_c: Path, guest_os: Path, tmp_path: Path
 ) -> None:
     disk = tmp_path / "disk.img"
-    disk.write_bytes(bytes(2 * SECTOR) + b"written by the host".ljust(SECTOR, b"\0") + bytes(SECTOR))
+    disk.write_bytes(
+        bytes(2 * SECTOR) + b"written by the host".ljust(SECTOR, b"\0") + bytes(SECTOR)
+    )
     with launch(lguest_c, guest_os, "quiet", options=(f"--block={disk}",)) as launcher:
         launcher.expect(PROMPT, timeout=BOOT_TIMEOUT)
         launcher.send(b"blk read 2\n")
