@@ -42,8 +42,13 @@ from pathlib import Path
 from typing import IO
 
 from launcher.guests.cache import cache_dir
-from launcher.guests.linux import WHERE_TO_PUT_SOURCE, find_source
-from launcher.guests.linux.kernel import check_version, file_digest, toolchain_versions
+from launcher.guests.linux import source_or_fail
+from launcher.guests.linux.kernel import (
+    apply_patches,
+    check_version,
+    file_digest,
+    toolchain_versions,
+)
 from launcher.guests.linux.steps import LinuxBuildError, Steps
 
 __all__ = ["LinuxBuildError", "build_lguest_c", "fetch_zlib"]
@@ -69,11 +74,7 @@ def patches() -> list[Path]:
 def build_lguest_c(source: Path | None = None, stream: IO[str] | None = None) -> Path:
     """The patched 32-bit ``lguest`` program (built when not cached).  ``source``: the 2.6.24
     tarball (default ``find_source()``); ``stream``: where progress lines go (stderr)."""
-    source = source if source is not None else find_source()
-    if source is None:
-        raise LinuxBuildError(f"no Linux 2.6.24 source: {WHERE_TO_PUT_SOURCE}")
-    if not source.is_file():
-        raise LinuxBuildError(f"{source}: no such source tarball")
+    source = source_or_fail(source)
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
     with _lock(OUTPUT_DIR):
         output = OUTPUT_DIR / _key(source) / "lguest"  # the name its messages start with
@@ -126,12 +127,7 @@ def _build(source: Path, output: Path, steps: Steps) -> None:
         )  # fmt: skip
         check_version(tree, source, steps)
         steps.say(f"applying {len(patches())} patches ({PATCH_DIR.relative_to(HERE.parents[2])})")
-        for patch in patches():
-            with open(patch, "rb") as text:
-                steps.run(
-                    f"applying {patch.name}",
-                    ["patch", "-p1", "--forward", "--batch"], cwd=tree, stdin=text,
-                )  # fmt: skip
+        apply_patches(tree, patches(), steps)
         steps.say("compiling lguest.c (gcc -m32)")
         staged = tree / "lguest"
         steps.run(

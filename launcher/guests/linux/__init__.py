@@ -82,17 +82,23 @@ def find_source() -> Path | None:
     return None
 
 
+def source_or_fail(source: Path | None) -> Path:
+    """``source`` (default ``find_source()``), which must be a file; else ``LinuxBuildError``."""
+    source = source if source is not None else find_source()
+    if source is None:
+        raise LinuxBuildError(f"no Linux 2.6.24 source: {WHERE_TO_PUT_SOURCE}")
+    if not source.is_file():
+        raise LinuxBuildError(f"{source}: no such source tarball")
+    return source
+
+
 def build_linux(
     source: Path | None = None, *, force: bool = False, stream: IO[str] | None = None
 ) -> LinuxBuild:
     """Build (or find in the cache) the kernel, initramfs and disk.  ``source``: the tarball
     (default ``find_source()``); ``force``: rebuild even what is cached; ``stream``: where the
     progress lines go (stderr).  Raises ``LinuxBuildError``."""
-    source = source if source is not None else find_source()
-    if source is None:
-        raise LinuxBuildError(f"no Linux 2.6.24 source: {WHERE_TO_PUT_SOURCE}")
-    if not source.is_file():
-        raise LinuxBuildError(f"{source}: no such source tarball")
+    source = source_or_fail(source)
     LINUX_CACHE.mkdir(parents=True, exist_ok=True)
     with _lock():
         toolchain = kernel.toolchain_versions()

@@ -95,12 +95,7 @@ def build_kernel(tarball: Path, output: Path, steps: Steps) -> None:
         )
         check_version(tree, tarball, steps)
         steps.say(f"applying {len(patches())} compatibility fixes ({PATCH_DIR.name}/)")
-        for patch in patches():
-            with open(patch, "rb") as text:
-                steps.run(
-                    f"applying {patch.name}",
-                    ["patch", "-p1", "--forward", "--batch"], cwd=tree, stdin=text,
-                )  # fmt: skip
+        apply_patches(tree, patches(), steps)
         steps.say(f"configuring ({CONFIG.name})")
         shutil.copyfile(CONFIG, objects / ".config")
         make = ["make", "-C", str(tree), f"O={objects}", *MAKE_FLAGS]
@@ -112,6 +107,16 @@ def build_kernel(tarball: Path, output: Path, steps: Steps) -> None:
         staged = output.with_name(output.name + ".tmp")
         shutil.copyfile(objects / "vmlinux", staged)
         os.replace(staged, output)
+
+
+def apply_patches(tree: Path, patch_files: list[Path], steps: Steps) -> None:
+    """Apply each ``-p1`` patch to the unpacked ``tree``, in order."""
+    for patch in patch_files:
+        with open(patch, "rb") as text:
+            steps.run(
+                f"applying {patch.name}",
+                ["patch", "-p1", "--forward", "--batch"], cwd=tree, stdin=text,
+            )  # fmt: skip
 
 
 def check_version(tree: Path, tarball: Path, steps: Steps) -> None:
