@@ -103,8 +103,9 @@ def test_strace_attaching_while_it_reads_leaves_it_running(
         wait_until(lambda: tracer_of(launcher.pid) != 0, 5.0, "traced")
         time.sleep(STOPPED_FOR)
     finally:
-        # strace's own detach (on SIGINT) waits for a trap stop that only the read's end brings
-        # (README, differences: a held read is not restarted); a tracer that dies detaches at once.
+        # strace's own detach (on SIGINT) waits for the trap stop that only the read's end brings
+        # (README, differences: a trace takes hold when the request returns); a tracer that dies
+        # detaches at once.
         tracer.kill()
         tracer.wait()
     wait_until(lambda: tracer_of(launcher.pid) == 0, 5.0, "detached")
