@@ -4,7 +4,8 @@ Kernel, initramfs and ext2 disk come from ``launcher.guests.linux`` (built once,
 launcher is the program 2.6.24 shipped, so this is 2007's launcher and kernel on lguestfs.  The
 shell on the console is typed into (the forked waker breaks the launcher's read through
 ``guests/<pid>/waker`` for every key), the disk is read (its README) and written (checked on
-the host after ``poweroff``).  Also here: stopping and tracing the launcher while it is blocked
+the host after ``poweroff``); at the end of its console input ``/init``'s ``console_idle=`` ends
+the session.  Also here: stopping and tracing the launcher while it is blocked
 in its read must not kill it (2.6.24 restarted the read; the daemon leaves it in flight).
 """
 
@@ -48,6 +49,29 @@ def booted(
     ):
         launcher.expect(PROMPT, timeout=BOOT_TIMEOUT)
         yield launcher, disk
+
+
+def test_at_console_end_of_file_init_with_console_idle_powers_the_guest_off(
+    mount: Mount, lguest_c: Path, linux_build: LinuxBuild
+) -> None:
+    """2.6.24's launcher stops reading its console at end of file without a word to the guest;
+    with ``console_idle=2`` /init ends the session once the shell has been idle that long (a
+    command that runs longer, as this ``sleep``, keeps it alive)."""
+    options = linux_options(linux_build)
+    with (
+        dev_lguest(mount),
+        Launcher(
+            None, MEM_MB, linux_build.vmlinux, "console_idle=2", options=options, program=lguest_c
+        ) as launcher,
+    ):
+        launcher.expect(PROMPT, timeout=BOOT_TIMEOUT)
+        launcher.send(b"sleep 5; echo woke after $((2 + 3)) s\n")
+        launcher.close_stdin()
+        assert launcher.wait(60) == 1
+    assert b"Failed to get console input, ignoring console." in launcher.stderr
+    assert b"woke after 5 s" in launcher.stdout
+    assert b"init: no console input for 2 s (console_idle=2): powering off" in launcher.stdout
+    assert b"lguest: CRASH: Power down" in launcher.stderr
 
 
 def blocked_in_read(pid: int) -> bool:

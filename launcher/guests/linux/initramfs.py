@@ -3,7 +3,8 @@
 Contents (all owned by root):
 
 * ``/init``: the shell script ``init`` beside this module (mounts, hostname, disk, network,
-  banner, then ``ctty /dev/hvc0 /bin/sh -i`` and ``poweroff`` when the shell ends);
+  with ``console_idle=S`` a watch that powers off after S idle seconds, banner, then
+  ``ctty /dev/hvc0 /bin/sh -i`` and ``poweroff`` when the shell ends);
 * ``/bin``: klibc's programs (``launcher.guests.linux.klibc``) and every ``tools/NAME.c``
   compiled to ``/bin/NAME`` (freestanding i386, see ``tools/tool.h``), so a tool dropped into
   ``tools/`` is in the next initramfs; ``/lib``: klibc's shared library;
