@@ -18,17 +18,23 @@ Some facts about a FUSE regular file standing in for a character device
    node is a regular file, opened with ``direct_io`` (every read and write reaches us, with the
    caller's size) and ``nonseekable`` (offsets mean nothing, as on ``/dev/lguest``).
 2. **The f_pos lock.**  Reads and writes on one ``struct file`` shared by two threads or
-   processes are serialised by the kernel.  In 2.6.24 the Waker inherited the launcher's
-   descriptor and wrote BREAK while the launcher sat in read(); here that deadlocks.  So the waker
-   never shares the launcher's descriptor: it opens ``guests/<pid>/waker``, a handle of its own.
-   The lock is taken uninterruptibly (state D, wchan ``fdget_pos``): a thread queued on it
-   cannot be killed until the read ahead of it returns, and it is not in our request, so the
-   daemon neither sees it nor may take its state D for a signal.
-3. **The inode lock.**  A write held by the daemon keeps the inode's ``i_rwsem``, so every other
-   write to the same inode, from any descriptor, waits for it.  A waker held in BREAK 1 would
-   then block the launcher's BREAK 0 for ever.  So **every lookup of ``lguest`` and ``waker``
-   gets a fresh inode number** (entry and attribute timeouts 0): no two opens share an inode, and
-   no handle serialises on another.  Numbers are kept until the kernel FORGETs them.
+   processes are serialised by the kernel, unless the open is answered with ``FOPEN_STREAM``
+   (protocol 7.31: the file has no position at all).  In 2.6.24 the Waker inherited the
+   launcher's descriptor and wrote BREAK while the launcher sat in read(): so ``lguest`` and
+   ``waker`` opens are answered with ``FOPEN_STREAM`` (libfuse 3.14 cannot send it; the
+   project's pyfuse3 build can: ``patches/pyfuse3/``, ``FileInfo.open_flags``).
+3. **The inode lock.**  A direct write held by the daemon keeps the inode's ``i_rwsem``
+   exclusively, so every other write to the same inode, from any descriptor, waits for it: a
+   Waker held in BREAK 1 would block the launcher's BREAK 0 for ever.  Two things lift it, and
+   the daemon does both: ``FOPEN_PARALLEL_DIRECT_WRITES`` (7.36) takes the lock shared for a
+   direct write that does not extend the file, so ``lguest`` and ``waker`` report a size
+   (``DEVICE_SIZE``) beyond any write; and **every lookup of ``lguest`` and ``waker`` gets a
+   fresh inode number** (entry and attribute timeouts 0), so no two opens share an inode
+   anyway.  Numbers are kept until the kernel FORGETs them.  Measured: with all three flags and
+   the size, a forked child's BREAK 1 on the shared descriptor, and the parent's BREAK 0, go
+   through while the parent's read is held; with any of them missing, they deadlock.  A kernel
+   older than 7.36 ignores the flags it does not know (its protocol is logged at mount, with a
+   warning): there only a waker with its own handle (``guests/<pid>/waker``) can break.
 4. **No FUSE_INTERRUPT.**  pyfuse3 drops it, so a signal never reaches a handler.  A thread
    blocked in our read that gets a signal, SIGKILL included, sleeps uninterruptibly until we
    answer.  So every 10 ms one watcher task (``protocol.Watcher``) looks at the thread of every
@@ -105,6 +111,16 @@ MAX_TASKS = 1000
 # three; the bound keeps one process from filling the daemon's tables (EMFILE past it).
 MAX_HANDLES_PER_PROCESS = 256
 GUESTS_INODE = pyfuse3.ROOT_INODE + 1
+# How ``lguest`` and ``waker`` are opened (facts 1 to 3): every read and write reaches us with
+# the caller's size, no position, no f_pos lock, the inode lock shared.
+DEVICE_OPEN_FLAGS = pyfuse3.OPEN_STREAM | pyfuse3.OPEN_PARALLEL_DIRECT_WRITES
+# Their size: a direct write beyond it would take the inode lock exclusively (fact 3).  A stream
+# has no position, so every write starts at 0, and the kernel cuts every write to at most
+# MAX_RW_COUNT (2 GiB - 4 KiB) bytes.  Not more: a 32-bit program opening without O_LARGEFILE
+# (2.6.24's launcher) gets EOVERFLOW from a file of 2 GiB or more.
+DEVICE_SIZE = (1 << 31) - 1
+# The FUSE protocol (7.x) whose kernels know FOPEN_PARALLEL_DIRECT_WRITES (and FOPEN_STREAM).
+PARALLEL_WRITES_PROTOCOL = (7, 36)
 
 
 class Kind(enum.Enum):
@@ -186,6 +202,19 @@ class LguestFS(pyfuse3.Operations):
         self.started_ns = time.time_ns()
         self.uid, self.gid = os.getuid(), os.getgid()
 
+    def init(self) -> None:
+        """Mounted: say which FUSE protocol the kernel speaks (fact 3)."""
+        protocol = pyfuse3.kernel_protocol()
+        if protocol is not None and protocol < PARALLEL_WRITES_PROTOCOL:
+            log.warning(
+                "the kernel's FUSE protocol %d.%d predates parallel direct writes (7.36): a "
+                "BREAK on a descriptor shared with a held read will wait for that read; wakers "
+                "must open guests/<pid>/waker",
+                *protocol,
+            )
+        elif protocol is not None:
+            log.info("the kernel's FUSE protocol is %d.%d", *protocol)
+
     # --- Inodes -------------------------------------------------------------------------------
 
     def _new_node(self, kind: Kind, session: Session | None = None) -> Node:
@@ -249,7 +278,7 @@ class LguestFS(pyfuse3.Operations):
         attrs.st_mode = MODES[node.kind]
         attrs.st_nlink = 2 if stat.S_ISDIR(attrs.st_mode) else 1
         attrs.st_uid, attrs.st_gid = self.uid, self.gid
-        attrs.st_size = 0
+        attrs.st_size = DEVICE_SIZE if node.kind in (Kind.DEVICE, Kind.WAKER) else 0
         attrs.st_blksize = 4096
         attrs.entry_timeout = attrs.attr_timeout = 0  # fresh inodes; guests come and go
         attrs.st_atime_ns = attrs.st_mtime_ns = attrs.st_ctime_ns = self.started_ns
@@ -346,7 +375,11 @@ class LguestFS(pyfuse3.Operations):
         self.handles[fh] = opened
         if isinstance(opened, Handle):
             self.handles_of[opened.caller.pid] += 1
-        return pyfuse3.FileInfo(fh=fh, direct_io=True, nonseekable=node.kind is not Kind.STATUS)
+        if node.kind is Kind.STATUS:
+            return pyfuse3.FileInfo(fh=fh, direct_io=True)
+        return pyfuse3.FileInfo(
+            fh=fh, direct_io=True, nonseekable=True, open_flags=DEVICE_OPEN_FLAGS
+        )
 
     def _opener(self, tid: int) -> Caller:
         """The caller of an open of ``lguest`` or ``waker``, within its process's bound."""

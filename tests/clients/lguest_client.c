@@ -10,12 +10,15 @@
  *   read FD SIZE         ok N HEX        read at most SIZE bytes
  *   memfd PAGES          ok BASE         a shared memfd mapping (guest memory)
  *   mapfd FD PAGES       ok BASE         map an inherited descriptor shared
- *   private PAGES        ok BASE         a private anonymous mapping (INITIALIZE must refuse it)
+ *   private PAGES        ok BASE         a private anonymous mapping (adopted from 4-byte words)
+ *   privmap FD PAGES     ok BASE         map an inherited descriptor private (as lguest.c does)
  *   catch SIGNAL         ok 0            handle SIGNAL (a number) without SA_RESTART
  *   ignore SIGNAL        ok 0            set SIGNAL to SIG_IGN
  *   block SIGNAL         ok 0            add SIGNAL to the blocked mask
  *   threadopen PATH      ok FD           open(PATH, O_RDWR) in a thread that then exits
  *   forkread FD SIZE     ok PID          a forked child reads FD, then exits with 0 or the errno
+ *   forkwrite MS FD WORD...  ok PID      a forked child sleeps MS ms, writes the words on FD,
+ *                                        then exits with 0 or the errno (2.6.24's Waker)
  *   wait PID             ok CODE SIGNAL  waitpid: exit code (-1 if killed) and killing signal
  *   pid                  ok PID TID
  *
@@ -135,6 +138,11 @@ static void command(char *line)
 		size_t size = strtoul(arg, NULL, 0) * 4096;
 
 		answer_map(mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+	} else if (!strcmp(verb, "privmap")) {
+		int fd = (int)strtol(arg, NULL, 0);
+		size_t size = strtoul(strtok(NULL, " \n"), NULL, 0) * 4096;
+
+		answer_map(mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0));
 	} else if (!strcmp(verb, "catch")) {
 		struct sigaction action = { .sa_handler = on_signal };
 
@@ -166,6 +174,21 @@ static void command(char *line)
 
 		if (child == 0)
 			_exit(read(fd, buffer, size < MAX_BYTES ? size : MAX_BYTES) < 0 ? errno : 0);
+		child < 0 ? answer_errno() : (void)printf("ok %d\n", child);
+	} else if (!strcmp(verb, "forkwrite")) {
+		unsigned long words[MAX_WORDS];
+		long ms = strtol(arg, NULL, 0);
+		int fd = (int)strtol(strtok(NULL, " \n"), NULL, 0), n = 0;
+		char *word;
+		pid_t child;
+
+		while (n < MAX_WORDS && (word = strtok(NULL, " \n")))
+			words[n++] = strtoul(word, NULL, 0);
+		child = fork();
+		if (child == 0) {
+			usleep(ms * 1000);
+			_exit(write(fd, words, n * sizeof(words[0])) < 0 ? errno : 0);
+		}
 		child < 0 ? answer_errno() : (void)printf("ok %d\n", child);
 	} else if (!strcmp(verb, "wait")) {
 		int status;

@@ -6,14 +6,17 @@ program 2.6.24 shipped, built from the same source tarball as the Linux guest
 project's (``patches/``, each explaining itself): guest memory from a shared mapping, the
 kernel read into memory instead of mapped over it, and the waker breaking through
 ``guests/<pid>/waker`` instead of the inherited descriptor.  It opens ``/dev/lguest``, which
-must be a symbolic link to ``MOUNTPOINT/lguest``.
+must be a symbolic link to ``MOUNTPOINT/lguest``.  Built with ``patched=False`` (``--unpatched``)
+it is the program byte for byte as shipped: the daemon adopts its private guest memory
+(``lguestfs.adopt``) and lets its waker break on the inherited descriptor (``lguestfs.fs``, facts
+2 and 3), so it needs none of the three.
 
 Only the 32-bit build: the 64-bit one has pointer-size bugs of its own (page-table entries
 written 8 bytes wide, a 32-bit mask in ``vring_init``).  The recipe:
 
 1. unpack the tarball's top-level ``Makefile``, ``Documentation/lguest/`` and ``include/``
    into a scratch directory and check it is 2.6.24;
-2. apply ``patches/*.patch`` in order;
+2. apply ``patches/*.patch`` in order (unless unpatched);
 3. compile as ``Documentation/lguest/Makefile`` does (its ``CFLAGS``, ``-I../../include``
    for ``linux/lguest_launcher.h``, the virtio headers, ``asm-x86/bootparam.h``,
    ``linux/if_tun.h`` and ``linux/sockios.h``; ``LDLIBS=-lz``) plus ``-m32``.  The C
@@ -23,10 +26,11 @@ written 8 bytes wide, a 32-bit mask in ``vring_init``).  The recipe:
    into the cache (``apt-get download``, ``dpkg -x``; nothing installed) for the header and
    ``libz.so.1``; ``--as-needed`` then drops the unused library, so the program needs none.
 
-API: ``build_lguest_c(source=None) -> Path`` (raises ``LinuxBuildError``); command line:
-``python -m launcher.guests.lguest_c [--source TARBALL]`` prints the program's path.  Outputs
-live in ``<cache>/lguest-c/`` (``launcher.guests.cache``), ``<key>/lguest`` keyed by the
-tarball's content, the patches, the flags and the compiler; zlib's files in
+API: ``build_lguest_c(source=None, patched=True) -> Path`` (raises ``LinuxBuildError``); command
+line: ``python -m launcher.guests.lguest_c [--source TARBALL] [--unpatched]`` prints the
+program's path.  Outputs live in ``<cache>/lguest-c/`` (``launcher.guests.cache``),
+``<key>/lguest`` keyed by the tarball's content, the patches applied, the flags and the
+compiler; zlib's files in
 ``<cache>/zlib-i386/``.
 """
 
@@ -71,20 +75,24 @@ def patches() -> list[Path]:
     return sorted(PATCH_DIR.glob("*.patch"))
 
 
-def build_lguest_c(source: Path | None = None, stream: IO[str] | None = None) -> Path:
-    """The patched 32-bit ``lguest`` program (built when not cached).  ``source``: the 2.6.24
-    tarball (default ``find_source()``); ``stream``: where progress lines go (stderr)."""
+def build_lguest_c(
+    source: Path | None = None, stream: IO[str] | None = None, *, patched: bool = True
+) -> Path:
+    """The 32-bit ``lguest`` program (built when not cached).  ``source``: the 2.6.24 tarball
+    (default ``find_source()``); ``stream``: where progress lines go (stderr); ``patched``: with
+    the project's patches, or as shipped."""
     source = source_or_fail(source)
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
     with _lock(OUTPUT_DIR):
-        output = OUTPUT_DIR / _key(source) / "lguest"  # the name its messages start with
+        applied = patches() if patched else []
+        output = OUTPUT_DIR / _key(source, applied) / "lguest"  # the name its messages start with
         if output.is_file():
             return output
         output.parent.mkdir(exist_ok=True)
         steps = Steps(output.with_name("build.log"), stream)
         try:
             fetch_zlib(steps.say)
-            _build(source, output, steps)
+            _build(source, applied, output, steps)
         finally:
             steps.close()
     return output
@@ -116,7 +124,7 @@ def fetch_zlib(say: Callable[[str], None]) -> None:
         raise LinuxBuildError(f"{' '.join(ZLIB_PACKAGES)} unpacked in {ZLIB_ROOT} hold no zlib.h")
 
 
-def _build(source: Path, output: Path, steps: Steps) -> None:
+def _build(source: Path, applied: list[Path], output: Path, steps: Steps) -> None:
     with tempfile.TemporaryDirectory(dir=OUTPUT_DIR, prefix=".build-") as scratch:
         tree = Path(scratch)
         steps.say(f"unpacking lguest.c and the headers from {source.name}")
@@ -126,8 +134,9 @@ def _build(source: Path, output: Path, steps: Steps) -> None:
              "--wildcards", "--no-wildcards-match-slash", *MEMBERS],
         )  # fmt: skip
         check_version(tree, source, steps)
-        steps.say(f"applying {len(patches())} patches ({PATCH_DIR.relative_to(HERE.parents[2])})")
-        apply_patches(tree, patches(), steps)
+        if applied:
+            steps.say(f"applying {len(applied)} patches ({PATCH_DIR.relative_to(HERE.parents[2])})")
+            apply_patches(tree, applied, steps)
         steps.say("compiling lguest.c (gcc -m32)")
         staged = tree / "lguest"
         steps.run(
@@ -139,12 +148,12 @@ def _build(source: Path, output: Path, steps: Steps) -> None:
         os.replace(staged, output)
 
 
-def _key(source: Path) -> str:
+def _key(source: Path, applied: list[Path]) -> str:
     """The hash of everything the program is built from."""
     digest = hashlib.sha256()
     for part in (file_digest(source), toolchain_versions(), *CFLAGS, *ZLIB_PACKAGES):
         digest.update(part.encode() + b"\0")
-    for path in (*patches(), Path(__file__)):
+    for path in (*applied, Path(__file__)):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 

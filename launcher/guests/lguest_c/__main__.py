@@ -1,4 +1,4 @@
-"""``python -m launcher.guests.lguest_c [--source TARBALL]``: build the 2.6.24 launcher.
+"""``python -m launcher.guests.lguest_c [--source TARBALL] [--unpatched]``: build the launcher.
 
 Prints the program's path on stdout, progress on stderr; on a failure one line on stderr (with
 the log's path) and exit status 1.  ``--fetch-zlib`` only makes zlib's i386 header available
@@ -25,6 +25,11 @@ def main() -> int:
         "repository, or $LGUESTFS_LINUX_SOURCE)",
     )  # fmt: skip
     parser.add_argument(
+        "--unpatched", action="store_true",
+        help="build lguest.c as shipped, without the project's patches (the daemon adopts its "
+        "private memory and lets its waker break on the inherited descriptor)",
+    )  # fmt: skip
+    parser.add_argument(
         "--fetch-zlib", action="store_true",
         help="only download and unpack zlib's i386 header when missing (scripts/setup)",
     )  # fmt: skip
@@ -33,7 +38,7 @@ def main() -> int:
         if options.fetch_zlib:
             fetch_zlib(lambda step: print(f"setup: {step}", file=sys.stderr, flush=True))
             return 0
-        print(build_lguest_c(options.source))
+        print(build_lguest_c(options.source, patched=not options.unpatched))
     except LinuxBuildError as error:
         print(f"lguest.c: {error}", file=sys.stderr)
         return 1
