@@ -41,7 +41,7 @@ from typing import NoReturn
 import pyfuse3
 import trio
 
-from lguestfs import sharing
+from lguestfs import adopt, sharing
 from lguestfs.abi import (
     INITIALIZE_ARGS,
     LGUEST_IRQS,
@@ -84,19 +84,35 @@ def words(data: bytes, word_bytes: int, count: int) -> tuple[int, ...] | None:
 
 
 def start_guest(caller: Caller, base: int, pfnlimit: int, pgdir: int, start: int) -> Guest:
-    """INITIALIZE's real work, off the trio thread: share the caller's memory, build the guest."""
+    """INITIALIZE's real work, off the trio thread: share the caller's memory, build the guest.
+
+    A 32-bit caller's private memory is copied and adopted (``adopt``): the caller is seized
+    here and its mapping replaced once it returns from the INITIALIZE write."""
+    adoption = None
     with caller.proc_dir() as proc_dir:
-        backing: mmap.mmap = sharing.share_launcher_memory(proc_dir, base, pfnlimit)
+        try:
+            backing: mmap.mmap = sharing.share_launcher_memory(proc_dir, base, pfnlimit)
+        except sharing.PrivateMemoryError as private:
+            if caller.word_bytes != adopt.I386_WORD_BYTES:
+                raise sharing.SharingError(f"{private}: use a memfd or MAP_SHARED") from None
+            adoption, backing = adopt.prepare(caller, proc_dir, base, pfnlimit, private.prot)
     try:
         memory = GuestMemory(backing, pfnlimit)
     except BaseException:
         backing.close()
         raise
     try:
-        return Guest(memory, pgdir, start, name=f"guest-{caller.pid}")
+        guest = Guest(memory, pgdir, start, name=f"guest-{caller.pid}")
     except BaseException:
         memory.close()
         raise
+    if adoption is not None:
+        try:
+            adoption.stop_caller(guest.kill)
+        except BaseException:
+            guest.close()
+            raise
+    return guest
 
 
 GuestStarter = Callable[[Caller, int, int, int, int], GuestContract]

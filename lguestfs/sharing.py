@@ -10,8 +10,11 @@ byte the launcher writes is a byte the guest reads, and the other way round, at 
 
 This only works for memory that *is* shared: a memfd, a file in /dev/shm, or
 ``MAP_SHARED|MAP_ANONYMOUS``, mapped readable and writable, one object from ``base`` to the limit.
-A private mapping has no pages the daemon could share (writes would go to copies), so it is
-refused, as is a range with holes; the node answers EFAULT and the reason goes to the log.
+A private mapping has no pages the daemon could share (writes would go to copies): a range that
+is all private, readable and writable memory (2.6.24's launcher: ``/dev/zero`` and the kernel
+file, ``MAP_PRIVATE``) raises :class:`PrivateMemoryError`, and a 32-bit launcher's is adopted
+(``adopt``); anything else is refused, as is a range with holes: the node answers EFAULT and the
+reason goes to the log.
 
 The object must also live in shmem (``fstatfs`` says ``TMPFS_MAGIC``: all three kinds above do).
 A page fault on a file elsewhere can block for as long as its file system likes (an ext4 frozen
@@ -55,6 +58,15 @@ def filesystem_type(fd: int) -> int:
 
 class SharingError(Exception):
     """The range cannot be shared with the daemon; ``str()`` says why (for the log)."""
+
+
+class PrivateMemoryError(SharingError):
+    """The range is private memory, readable and writable, without holes: it may be adopted.
+    ``prot``: the ``PROT_*`` bits its mappings have in common."""
+
+    def __init__(self, why: str, prot: int) -> None:
+        super().__init__(why)
+        self.prot = prot
 
 
 @dataclass(frozen=True)
@@ -111,10 +123,25 @@ def mappings_covering(proc_dir: int, start: int, end: int) -> list[Mapping]:
     return found
 
 
+def check_private(pieces: list[Mapping], start: int, end: int) -> None:
+    """Raise PrivateMemoryError if ``pieces`` cover ``[start, end)`` with private read-write
+    mappings and nothing else, without holes."""
+    expected, prot = start, mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC
+    for piece in pieces:
+        if piece.start > expected or piece.perms[3] != "p" or piece.perms[:2] != "rw":
+            return
+        if piece.perms[2] != "x":
+            prot &= ~mmap.PROT_EXEC
+        expected = piece.end
+    if expected >= end:
+        raise PrivateMemoryError(f"private mapping {pieces[0].describe()}", prot)
+
+
 def check_shareable(pieces: list[Mapping], start: int, end: int) -> None:
     """Raise SharingError unless ``pieces`` cover ``[start, end)`` with one shared object."""
     if not pieces or pieces[0].start > start:
         raise SharingError(f"{start:#x} is not mapped in the launcher")
+    check_private(pieces, start, end)
     first = pieces[0]
     expected = first.start
     for piece in pieces:
@@ -137,7 +164,8 @@ def share_launcher_memory(proc_dir: int, base: int, pfnlimit: int) -> mmap.mmap:
     """The launcher's pages ``[base, base + pfnlimit * 4096)``, mapped shared into this process.
 
     ``proc_dir`` is the pinned ``/proc/<pid>`` of the launcher.  Raises SharingError when the range
-    cannot be shared and MemoryError when the daemon cannot map that much.
+    cannot be shared (PrivateMemoryError when it is private memory that ``adopt`` may take over)
+    and MemoryError when the daemon cannot map that much.
     """
     length = pfnlimit * PAGE_SIZE
     end = base + length

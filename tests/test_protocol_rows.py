@@ -155,12 +155,16 @@ def test_initialize_with_missing_argument_words_is_efault(  # row 6
     assert owner.write(fd, 0, *words).errno_name == "EFAULT"
 
 
-def test_initialize_with_private_memory_is_efault_and_says_why(mount: Mount, owner: Client) -> None:
-    fd = owner.open(mount.node)
-    base = owner.request(f"private {MEMORY_PAGES}").number
-    assert owner.write(fd, 0, base, MEMORY_PAGES, 0, 0).errno_name == "EFAULT"
-    assert "private mapping" in mount.log()
-    assert owner.read(fd, 8).errno_name == "EINVAL"  # still uninitialised
+def test_initialize_with_private_memory_is_efault_and_says_why(
+    mount: Mount, client_builds: Path
+) -> None:
+    """A 64-bit launcher's; a 32-bit launcher's private memory is adopted (test_adopt.py)."""
+    with Client.start("py64", client_builds) as owner:
+        fd = owner.open(mount.node)
+        base = owner.request(f"private {MEMORY_PAGES}").number
+        assert owner.write(fd, 0, base, MEMORY_PAGES, 0, 0).errno_name == "EFAULT"
+        assert "private mapping" in mount.log()
+        assert owner.read(fd, 8).errno_name == "EINVAL"  # still uninitialised
 
 
 def test_initialize_beyond_the_shared_memory_is_efault(mount: Mount, owner: Client) -> None:

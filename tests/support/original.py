@@ -1,7 +1,8 @@
 """The 2.6.24 launcher (``launcher.guests.lguest_c``) as a test client: its build, ``/dev/lguest``.
 
-``original_launcher()`` is the patched 32-bit ``lguest`` program, built once into the cache, or
-a pytest skip saying where to put a 2.6.24 source tarball when there is none.  The program opens
+``original_launcher()`` is the patched 32-bit ``lguest`` program (``patched=False``: as shipped),
+built once into the cache, or a pytest skip saying where to put a 2.6.24 source tarball when
+there is none.  The program opens
 ``/dev/lguest`` and its waker finds ``guests/<pid>/waker`` beside the file that links to, so
 ``dev_lguest(mount)`` makes ``/dev/lguest`` a symbolic link to ``MOUNT/lguest`` for a ``with``
 block.  One machine has one ``/dev/lguest``: the link is taken under a lock (concurrent test
@@ -25,11 +26,11 @@ from tests.support.mount import Mount
 DEV_LGUEST = Path("/dev/lguest")
 
 
-def original_launcher() -> Path:
-    """The patched 2.6.24 launcher, or skip when there is no source tarball."""
+def original_launcher(*, patched: bool = True) -> Path:
+    """The 2.6.24 launcher, patched or as shipped, or skip when there is no source tarball."""
     if find_source() is None:
         pytest.skip(f"no Linux 2.6.24 source for the 2.6.24 launcher: {WHERE_TO_PUT_SOURCE}")
-    return build_lguest_c()
+    return build_lguest_c(patched=patched)
 
 
 @contextmanager
