@@ -4,8 +4,8 @@ Issue 11's breaks 4, 5, 6 and 7, each through a real mount and real processes.  
 learns the caller of every request from the kernel (``lguestfs.callers``), so:
 
 * a forked child reading the owner's descriptor is the thread watched for signals: SIGKILL frees
-  it, its own handled signal ends its read, and the parent stuck behind it on the descriptor's
-  f_pos lock (state D, no signal) does not end it (break 4);
+  it, its own handled signal ends its read, and the parent's IRQ on the same descriptor (no
+  f_pos lock: the node is a stream) does not end it (break 4);
 * INITIALIZE maps the memory of the process that makes it, never the opener's (break 5);
 * a handle costs the daemon no descriptor at rest, one process may hold
   ``MAX_HANDLES_PER_PROCESS`` of them, and a daemon out of descriptors says EMFILE, never ESRCH
@@ -19,6 +19,7 @@ import mmap
 import os
 import resource
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -61,18 +62,18 @@ def test_forked_child_reading_the_owners_descriptor_dies_of_sigkill(
 def test_forked_reader_keeps_its_read_while_the_parent_waits_on_the_descriptor(
     mount: Mount, client_builds: Path, spin_image: GuestImage
 ) -> None:
-    """The parent's IRQ write sleeps (state D) on the f_pos lock the child's read holds: no
-    signal anywhere, so no EINTR; the child's own handled signal does end its read."""
+    """The parent's IRQ write on the descriptor the child is reading goes through at once (the
+    node is a stream: no f_pos lock, ``lguestfs.fs`` fact 2), and the child's read stays held:
+    no signal anywhere, so no EINTR; the child's own handled signal does end its read."""
     with Client.start("c32", client_builds, pass_fds=(spin_image.fd,)) as launcher:
         assert launcher.request(f"catch {signal.SIGUSR1}").ok  # inherited by the child
         fd = open_guest(launcher, mount.node, spin_image)
         child = launcher.request(f"forkread {fd} 8").number
         wait_until(lambda: process_state(child) == "S", DEATH_TIMEOUT, "blocked in its read")
-        launcher.send(f"write {fd} 2 0")  # IRQ 0, behind the child's read
-        launcher.no_answer(HOLD)
+        assert launcher.write(fd, 2, 0).values == ["0"]  # IRQ 0, beside the child's read
+        time.sleep(HOLD)
         assert process_state(child) == "S", "the child's read ended with no signal sent"
         os.kill(child, signal.SIGUSR1)
-        assert launcher.answer(DEATH_TIMEOUT).values == ["0"]  # the IRQ, once the read ended
         assert launcher.request(f"wait {child}").values == [str(errno.EINTR), "0"]
 
 
