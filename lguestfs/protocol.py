@@ -11,9 +11,11 @@ something to tell the launcher.  Here it is the same state machine, driven by ``
   only BREAK; see ``lguestfs.fs`` for why it cannot share the launcher's descriptor);
 * a :class:`Session` is what INITIALIZE creates: the guest, its break flag, its counters.
 
-"Owner" is the handle, not the task: any thread using the owner's descriptor acts as the owner.
-But every request knows its own caller (``lguestfs.callers``): INITIALIZE maps the memory of the
-process that makes it, and a held read or BREAK watches the thread that made it.  The checks run
+The owner is 2.6.24's ``lg->tsk``: the thread that made INITIALIZE, on that handle.  Every
+request knows its own caller (``lguestfs.callers``), so, as in ``lguest_user.c``, only that
+thread may read or write anything but BREAK; any task holding the descriptor (a forked Waker)
+or a ``waker`` handle may BREAK.  INITIALIZE maps the memory of the process that makes it, and a
+held read or BREAK watches the thread that made it.  The checks run
 in the kernel's order, first match wins, and every errno that a misbehaving launcher can provoke
 is logged with its reason.
 
@@ -407,8 +409,8 @@ class Handle:
             fail(session.closed_errno, f"{self}: {name}: the guest is gone")
         if session.dead:
             fail(errno.ENOENT, f"{self}: {name}: the guest is dead", logging.DEBUG)
-        if not self.is_owner and req != LHREQ_BREAK:
-            fail(errno.EPERM, f"{self}: {name} from a non-owner (only BREAK is allowed)")
+        if req != LHREQ_BREAK and not self.owned_by(tid):
+            fail(errno.EPERM, f"{self}: {name} from thread {tid}, not the owner (only BREAK)")
         if req == LHREQ_INITIALIZE:
             fail(errno.EBUSY, f"{self}: INITIALIZE again")
         if req == LHREQ_IRQ:
@@ -416,6 +418,10 @@ class Handle:
         if req == LHREQ_BREAK:
             return await self.break_(session, data, tid)
         fail(errno.EINVAL, f"{self}: unknown request {name}")
+
+    def owned_by(self, tid: int) -> bool:
+        """2.6.24's ``current == lg->tsk``: the owner's handle, used by the INITIALIZE thread."""
+        return self.is_owner and self.session is not None and self.session.owner.tid == tid
 
     async def initialize(self, data: bytes, tid: int) -> int:
         fail(errno.EPERM, f"{self}: INITIALIZE on a waker")  # only a DeviceHandle may initialise
@@ -446,11 +452,10 @@ class Handle:
     async def read(self, size: int, tid: int) -> bytes:
         """The checks of spec 1.3 that every handle shares: uninitialised, then not the owner.
 
-        ``tid``: the reading thread (any thread with the descriptor: 2.6.24 answered EPERM to
-        tasks other than the owner, but FUSE cannot tell a task from the handle's opener)."""
+        ``tid``: the reading thread; 2.6.24 answered EPERM to every task but the owner."""
         if self.session is None:
             fail(errno.EINVAL, f"{self}: read before INITIALIZE")
-        fail(errno.EPERM, f"{self}: read from a non-owner")
+        fail(errno.EPERM, f"{self}: read from thread {tid}, not the owner")
 
     async def release(self) -> None:
         return None
@@ -514,7 +519,7 @@ class DeviceHandle(Handle):
 
     async def read(self, size: int, tid: int) -> bytes:
         session = self.session
-        if session is None:
+        if session is None or not self.owned_by(tid):
             return await super().read(size, tid)
         if session.closed_errno:
             fail(session.closed_errno, f"{self}: read: the guest is gone")

@@ -3,9 +3,9 @@
 Issue 11's breaks 4, 5, 6 and 7, each through a real mount and real processes.  The daemon
 learns the caller of every request from the kernel (``lguestfs.callers``), so:
 
-* a forked child reading the owner's descriptor is the thread watched for signals: SIGKILL frees
-  it, its own handled signal ends its read, and the parent's IRQ on the same descriptor (no
-  f_pos lock: the node is a stream) does not end it (break 4);
+* a forked child using the owner's descriptor may only BREAK, as in 2.6.24 (its read and IRQ
+  are EPERM), and its held BREAK is the thread watched for signals: its own handled signal
+  ends it (break 4; SIGKILL: ``test_protocol_shared_descriptor.py``);
 * INITIALIZE maps the memory of the process that makes it, never the opener's (break 5);
 * a handle costs the daemon no descriptor at rest, one process may hold
   ``MAX_HANDLES_PER_PROCESS`` of them, and a daemon out of descriptors says EMFILE, never ESRCH
@@ -24,10 +24,11 @@ from pathlib import Path
 
 import pytest
 
+from lguestfs.abi import LHREQ_BREAK, LHREQ_IRQ
 from lguestfs.fs import MAX_HANDLES_PER_PROCESS
 from tests.clients import Client, GuestImage, load_guest, open_guest
 from tests.support.mount import Mount, mounted, skip_reason
-from tests.support.polling import wait_for, wait_until
+from tests.support.polling import wait_until
 
 HOLD = 0.3  # seconds a request must stay blocked to count as left alone
 DEATH_TIMEOUT = 5.0  # seconds: a liveness bound, not a performance figure
@@ -47,34 +48,39 @@ def process_state(pid: int) -> str:
         return "gone"
 
 
-def test_forked_child_reading_the_owners_descriptor_dies_of_sigkill(
+def test_a_forked_child_may_only_break_on_the_owners_descriptor(
     mount: Mount, client_builds: Path, spin_image: GuestImage
 ) -> None:
+    """2.6.24's owner rule (``current != lg->tsk`` in lguest_user.c): a forked child's read and
+    IRQ on the owner's descriptor are EPERM; its BREAK goes through (2.6.24's Waker)."""
     with Client.start("c32", client_builds, pass_fds=(spin_image.fd,)) as launcher:
         fd = open_guest(launcher, mount.node, spin_image)
-        child = launcher.request(f"forkread {fd} 8").number
-        wait_until(lambda: process_state(child) == "S", DEATH_TIMEOUT, "blocked in its read")
-        os.kill(child, signal.SIGKILL)
-        assert wait_for(lambda: process_state(child) == "Z", DEATH_TIMEOUT), process_state(child)
-        assert launcher.request(f"wait {child}").values == ["-1", str(signal.SIGKILL)]
+        reader = launcher.request(f"forkread {fd} 8").number
+        assert launcher.request(f"wait {reader}").values == [str(errno.EPERM), "0"]
+        irq = launcher.request(f"forkwrite 0 {fd} {LHREQ_IRQ} 0").number
+        assert launcher.request(f"wait {irq}").values == [str(errno.EPERM), "0"]
+        breaker = launcher.request(f"forkwrite 0 {fd} {LHREQ_BREAK} 0").number
+        assert launcher.request(f"wait {breaker}").values == ["0", "0"]
+        assert "not the owner" in mount.log()
 
 
-def test_forked_reader_keeps_its_read_while_the_parent_waits_on_the_descriptor(
+def test_a_forked_breaker_is_the_thread_watched_for_its_signals(
     mount: Mount, client_builds: Path, spin_image: GuestImage
 ) -> None:
-    """The parent's IRQ write on the descriptor the child is reading goes through at once (the
-    node is a stream: no f_pos lock, ``lguestfs.fs`` fact 2), and the child's read stays held:
-    no signal anywhere, so no EINTR; the child's own handled signal does end its read."""
+    """The child's BREAK 1 on the owner's descriptor is held; no signal anywhere keeps it held,
+    its own handled signal ends it with EINTR, and the break it set stays on (2.6.24's
+    break_guest): the owner's next read is EAGAIN."""
     with Client.start("c32", client_builds, pass_fds=(spin_image.fd,)) as launcher:
         assert launcher.request(f"catch {signal.SIGUSR1}").ok  # inherited by the child
         fd = open_guest(launcher, mount.node, spin_image)
-        child = launcher.request(f"forkread {fd} 8").number
-        wait_until(lambda: process_state(child) == "S", DEATH_TIMEOUT, "blocked in its read")
-        assert launcher.write(fd, 2, 0).values == ["0"]  # IRQ 0, beside the child's read
+        breaker = launcher.request(f"forkwrite 0 {fd} {LHREQ_BREAK} 1").number
+        wait_until(lambda: process_state(breaker) == "S", DEATH_TIMEOUT, "held in its BREAK")
         time.sleep(HOLD)
-        assert process_state(child) == "S", "the child's read ended with no signal sent"
-        os.kill(child, signal.SIGUSR1)
-        assert launcher.request(f"wait {child}").values == [str(errno.EINTR), "0"]
+        assert process_state(breaker) == "S", "the child's BREAK ended with no signal sent"
+        os.kill(breaker, signal.SIGUSR1)
+        assert launcher.request(f"wait {breaker}").values == [str(errno.EINTR), "0"]
+        assert launcher.read(fd, 8).errno_name == "EAGAIN"
+        assert launcher.write(fd, LHREQ_BREAK, 0).number == 0
 
 
 def test_initialize_maps_the_memory_of_its_caller_not_of_the_opener(
