@@ -217,7 +217,9 @@ class Adoption:
         if self._seize_error is not None:
             thread.join()
             error = self._seize_error
-            why = "it is traced already" if error.errno == errno.EPERM else error.strerror
+            why = (
+                "it is traced already, or exiting" if error.errno == errno.EPERM else error.strerror
+            )
             raise SharingError(
                 f"private memory cannot be adopted: cannot trace the launcher: {why}"
             )

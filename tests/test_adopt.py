@@ -4,13 +4,16 @@
 the caller on its way out of INITIALIZE, and has it map the copy ``MAP_SHARED|MAP_FIXED`` over
 the private range.  Through a real mount with the 32-bit C client: the guest runs on the copy,
 the launcher's range is then the daemon's memfd, a launcher that is traced already is refused
-with EFAULT and a reason, and a killed launcher leaves nothing behind.  (A 64-bit launcher's
+with EFAULT and a reason, and a launcher killed after or during its adoption leaves nothing
+behind.  (A 64-bit launcher's
 private memory is still EFAULT: ``test_protocol_rows.py``.)
 """
 
 import os
+import random
 import shutil
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +25,9 @@ from tests.clients import Client, GuestImage, build_c_client, guest_image
 from tests.support.mount import Mount
 from tests.support.polling import wait_for
 
+KILLED_PAGES = 16384  # 64 MB of private memory: its copy takes long enough to be interrupted
+KILLS = 12  # launchers killed at random moments of their adoption
+KILL_WITHIN = 0.05  # seconds after sending INITIALIZE
 NOTIFY_ADDRESS = 0x4001000  # what tests/guests/notify.c notifies
 CLEANUP_TIMEOUT = 5.0  # seconds: a liveness bound, not a performance figure
 
@@ -90,3 +96,28 @@ def test_a_launcher_traced_already_is_refused_with_efault_and_a_reason(
         assert refused.errno_name == "EFAULT"
         assert launcher.read(fd, 4).errno_name == "EINVAL"  # still uninitialised
     assert "it is traced already" in mount.log()
+
+
+def test_launchers_killed_during_adoption_leave_the_daemon_as_it_was(
+    mount: Mount, client_builds: Path
+) -> None:
+    """SIGKILL while the copy is made, while the caller is seized, or while it runs the
+    daemon's system calls: each ends with no guest, no descriptor and no tracee left."""
+    daemon_fds = len(os.listdir(f"/proc/{mount.process.pid}/fd"))
+    seed = random.randrange(1 << 32)
+    chance = random.Random(seed)
+    for _ in range(KILLS):
+        with Client.start("c32", client_builds) as launcher:
+            base = launcher.request(f"private {KILLED_PAGES}").number
+            fd = launcher.open(mount.node)
+            launcher.send(f"write {fd} {LHREQ_INITIALIZE} {base} {KILLED_PAGES} 0 0")
+            time.sleep(chance.uniform(0, KILL_WITHIN))
+    assert wait_for(lambda: os.listdir(mount.guests) == [], CLEANUP_TIMEOUT), f"seed {seed}"
+    assert wait_for(
+        lambda: len(os.listdir(f"/proc/{mount.process.pid}/fd")) <= daemon_fds, CLEANUP_TIMEOUT
+    ), f"seed {seed}"
+    with Client.start("c32", client_builds) as survivor:  # the daemon goes on
+        base = survivor.request(f"private {KILLED_PAGES}").number
+        fd = survivor.open(mount.node)
+        assert survivor.write(fd, LHREQ_INITIALIZE, base, KILLED_PAGES, 0, 0).number == 16
+    assert "Traceback" not in mount.log()
