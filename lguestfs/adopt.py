@@ -37,6 +37,7 @@ Path: launcher -> node -> handle (``protocol``: INITIALIZE) -> ``sharing`` -> **
 ``GuestMemory``.
 """
 
+import contextlib
 import ctypes
 import errno
 import logging
@@ -194,7 +195,8 @@ class Adoption:
 
     :meth:`stop_caller` (before INITIALIZE is answered) seizes the calling thread; the thread of
     this object then waits for it to stop and replaces the mapping (module docstring, step 3).
-    It owns ``memfd`` and ``mem_fd`` and closes both when it ends."""
+    It owns ``memfd`` and ``mem_fd``: its thread closes both when it ends, :meth:`close` when
+    there is no thread."""
 
     def __init__(
         self, tid: int, pid: int, mem_fd: int, memfd: int, base: int, length: int, prot: int
@@ -206,12 +208,21 @@ class Adoption:
         self._seized = threading.Event()
         self._seize_error: OSError | None = None
         self._signals: list[int] = []  # signals that stopped the thread meanwhile: given back
+        self._started = False
+
+    def close(self) -> None:
+        """Close the descriptors, unless :meth:`stop_caller` handed them to the thread."""
+        if not self._started:
+            self._started = True
+            os.close(self.mem_fd)
+            os.close(self.memfd)
 
     def stop_caller(self, kill: Callable[[str], None]) -> None:
         """Seize and interrupt the caller (it stops when INITIALIZE returns).  ``kill`` ends the
         guest if the replacement fails.  Raises SharingError if the caller cannot be traced."""
         self.kill = kill
         thread = threading.Thread(target=self._main, name=f"adopt-{self.pid}", daemon=True)
+        self._started = True  # the thread closes the descriptors
         thread.start()
         self._seized.wait()
         if self._seize_error is not None:
@@ -283,8 +294,9 @@ class Adoption:
 
     def _find_int80(self, eip: int) -> tuple[int, bytes | None]:
         """Where to run ``int $0x80``, and the bytes to put back there (None: nothing written)."""
-        if os.pread(self.mem_fd, 2, eip - 2) == INT_0X80:  # the one the write returned through
-            return eip - 2, None
+        with contextlib.suppress(OSError):  # eip - 2 may be on an unmapped page
+            if os.pread(self.mem_fd, 2, eip - 2) == INT_0X80:  # the write returned through it
+                return eip - 2, None
         original = os.pread(self.mem_fd, 2, eip)
         os.pwrite(self.mem_fd, INT_0X80, eip)
         return eip, original

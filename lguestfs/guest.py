@@ -247,12 +247,18 @@ class Guest:
         full: ``memory.lost``)?  If so the guest dies with ``MEMORY_LOST`` and its loop stops."""
         if not self.lguest.memory.lost:
             return False
+        self.kill_from_outside(MEMORY_LOST)
+        return True
+
+    def kill_from_outside(self, reason: str) -> None:
+        """2.6.24's ``kill_guest()`` from a thread that does not run this guest (``adopt``,
+        ``check_memory``): the first reason is kept, the loop is woken and the CPU kicked; safe
+        against a guest closed meanwhile."""
         with self._cond:
             if self.lguest.death is None:
-                self.lguest.death = MEMORY_LOST
-                log.info("guest %s killed: %s", self.name, MEMORY_LOST)
+                self.lguest.death = reason
+                log.info("guest %s killed: %s", self.name, reason.rstrip("\n"))
         self._wake("_wakeup")
-        return True
 
     def close(self) -> None:
         """Stop the guest wherever it is, cancel its timer, end its thread, free everything."""

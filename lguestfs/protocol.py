@@ -98,23 +98,30 @@ def start_guest(caller: Caller, base: int, pfnlimit: int, pgdir: int, start: int
             if caller.word_bytes != adopt.I386_WORD_BYTES:
                 raise sharing.SharingError(f"{private}: use a memfd or MAP_SHARED") from None
             adoption, backing = adopt.prepare(caller, proc_dir, base, pfnlimit, private.prot)
+    if adoption is None:
+        return build_guest(caller, backing, pfnlimit, pgdir, start)
+    with contextlib.closing(adoption):  # its descriptors, unless its thread has taken them
+        guest = build_guest(caller, backing, pfnlimit, pgdir, start)
+        try:
+            adoption.stop_caller(guest.kill_from_outside)
+        except BaseException:
+            guest.close()
+            raise
+    return guest
+
+
+def build_guest(caller: Caller, backing: mmap.mmap, pfnlimit: int, pgdir: int, start: int) -> Guest:
+    """A guest on ``backing`` (unmapped if the guest cannot be built)."""
     try:
         memory = GuestMemory(backing, pfnlimit)
     except BaseException:
         backing.close()
         raise
     try:
-        guest = Guest(memory, pgdir, start, name=f"guest-{caller.pid}")
+        return Guest(memory, pgdir, start, name=f"guest-{caller.pid}")
     except BaseException:
         memory.close()
         raise
-    if adoption is not None:
-        try:
-            adoption.stop_caller(guest.kill)
-        except BaseException:
-            guest.close()
-            raise
-    return guest
 
 
 GuestStarter = Callable[[Caller, int, int, int, int], GuestContract]
