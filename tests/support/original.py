@@ -6,8 +6,9 @@ there is none.  The program opens
 ``/dev/lguest`` and its waker finds ``guests/<pid>/waker`` beside the file that links to, so
 ``dev_lguest(mount)`` makes ``/dev/lguest`` a symbolic link to ``MOUNT/lguest`` for a ``with``
 block.  One machine has one ``/dev/lguest``: the link is taken under a lock (concurrent test
-runs wait for each other), a link left by a killed run is replaced, and anything else there
-(a real lguest device) skips the test.
+runs wait for each other); a symbolic link that was there is put back afterwards, even on
+failure (unless a killed run of the suite left it), and anything else there (a real lguest
+device, a file) is left alone and skips the test.
 """
 
 import fcntl
@@ -24,6 +25,8 @@ from launcher.guests.linux import WHERE_TO_PUT_SOURCE, find_source
 from tests.support.mount import Mount
 
 DEV_LGUEST = Path("/dev/lguest")
+NODE_NAME = "lguest"  # MOUNT/lguest
+PYTEST_TEMP = "/pytest-of-"  # in the path of every mount point the suite makes
 
 
 def original_launcher(*, patched: bool = True) -> Path:
@@ -35,17 +38,22 @@ def original_launcher(*, patched: bool = True) -> Path:
 
 @contextmanager
 def dev_lguest(mount: Mount) -> Iterator[Path]:
-    """``/dev/lguest`` -> ``MOUNT/lguest`` while the block runs."""
+    """``/dev/lguest`` -> ``MOUNT/lguest`` while the block runs; then what was there before."""
     lock_path = cache_dir() / "dev-lguest.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if DEV_LGUEST.exists() or DEV_LGUEST.is_symlink():
-            if not DEV_LGUEST.is_symlink():
-                pytest.skip(f"{DEV_LGUEST} exists and is not a link this suite made")
-            DEV_LGUEST.unlink()  # left by a run that was killed: we hold the lock
+        previous = os.readlink(DEV_LGUEST) if DEV_LGUEST.is_symlink() else None
+        if previous is None and os.path.lexists(DEV_LGUEST):
+            pytest.skip(f"{DEV_LGUEST} exists and is not a symbolic link: left alone")
+        if previous is not None:
+            DEV_LGUEST.unlink()  # we hold the lock: no other run of the suite is using it
+            if previous.endswith(f"/{NODE_NAME}") and PYTEST_TEMP in previous:
+                previous = None  # a link a killed run of the suite left: not put back
         os.symlink(mount.node, DEV_LGUEST)
         try:
             yield DEV_LGUEST
         finally:
             DEV_LGUEST.unlink()
+            if previous is not None:
+                os.symlink(previous, DEV_LGUEST)
