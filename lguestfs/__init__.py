@@ -11,6 +11,7 @@ travels through it:
 4. ``protocol``    -- the request state machine of one handle: every request and errno of spec 1.
                       It sees a guest only through ``guest.GuestContract``.
 5. ``sharing``     -- INITIALIZE: mapping the launcher's guest memory into the daemon, no copy.
+   ``adopt``       -- a 32-bit launcher's private memory: copied, then mapped back over it.
    ``status``      -- the text of ``guests/<pid>/status``.
 6. ``guest``       -- the runner: ``run()`` for each read, 2.6.24's ``run_guest()`` loop, inline on
                       trio's thread or on the guest's own thread, and the kicks that stop it.
