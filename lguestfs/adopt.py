@@ -31,7 +31,15 @@ thread is stopped: another thread or process sharing the launcher's memory (2.6.
 "thread" is a ``clone(CLONE_VM)`` process) that writes guest memory between the copy and the
 replacement loses those writes; 2.6.24's launcher does not.  The launcher opens the daemon's
 memfd through ``/proc``, which the kernel allows a launcher running as root (or as the daemon's
-user); another launcher's guest is killed with "cannot open the daemon's copy".
+user); another launcher's guest is killed with "open of the daemon's copy in the launcher
+failed: EACCES".
+
+Why not share the private pages themselves (measured on this kernel, 6.18): ``/proc/<pid>/
+map_files`` of a private mapping opens the object behind it (``/dev/zero``, the kernel file),
+not the launcher's copies of its pages; ``/proc/<pid>/mem`` can be read and written but not
+mapped (ENODEV); ``process_vm_readv``/``writev`` copy; soft-dirty tracking is not built in, so
+a copy kept in step at every read would have to compare all of guest memory each time.  A
+single replacement at INITIALIZE costs one copy and leaves the shared path as it is.
 
 Path: launcher -> node -> handle (``protocol``: INITIALIZE) -> ``sharing`` -> **adopt** ->
 ``GuestMemory``.
