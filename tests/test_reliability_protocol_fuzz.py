@@ -8,8 +8,9 @@ that handle in that state (the model below), and the ``mount`` fixture fails the
 daemon logged an internal error.  At least 20,000 operations run in CI (``LGUESTFS_LONG=1``:
 ten times as many).
 
-Two facts of this daemon shape the model (``lguestfs/fs.py``): ownership belongs to the handle
-that INITIALIZEd, and a held request watches the thread that opened its handle for signals, so a
+Two facts of this daemon shape the model (``lguestfs/fs.py``, ``lguestfs/protocol.py``):
+ownership belongs to the thread that INITIALIZEd, on that handle (every owner request here comes
+from the test's own thread), and a held request watches the thread that made it for signals; a
 BREAK 1 thread opens its own waker descriptor.
 """
 
