@@ -1,12 +1,17 @@
-"""The 2.6.24 launcher (patched, ``tests.support.original``) boots the real Linux 2.6.24 guest.
+"""The 2.6.24 launcher, patched and as shipped (``tests.support.original``), boots Linux 2.6.24.
 
 Kernel, initramfs and ext2 disk come from ``launcher.guests.linux`` (built once, cached); the
-launcher is the program 2.6.24 shipped, so this is 2007's launcher and kernel on lguestfs.  The
-shell on the console is typed into (the forked waker breaks the launcher's read through
-``guests/<pid>/waker`` for every key), the disk is read (its README) and written (checked on
-the host after ``poweroff``); at the end of its console input ``/init``'s ``console_idle=`` ends
-the session.  Also here: stopping and tracing the launcher while it is blocked
-in its read must not kill it (2.6.24 restarted the read; the daemon leaves it in flight).
+launcher is the program 2.6.24 shipped, so this is 2007's launcher and kernel on lguestfs.  Every
+test runs twice: with the project's three patches, and byte for byte as shipped
+(``build_lguest_c(patched=False)``), whose private guest memory is adopted at INITIALIZE
+(``lguestfs.adopt``) and whose forked Waker breaks on the inherited descriptor while the
+launcher's read is held (``lguestfs.fs``, facts 2 and 3).  The shell on the console is typed
+into (the waker breaks the launcher's read for every key: through ``guests/<pid>/waker`` when
+patched, on the shared descriptor as shipped), the disk is read (its README) and written
+(checked on the host after ``poweroff``); at the end of its console input ``/init``'s
+``console_idle=`` ends the session.  Also here: stopping and tracing the launcher while it
+is blocked in its read must not kill it (2.6.24 restarted the read; the daemon leaves it in
+flight).
 """
 
 import os
@@ -19,36 +24,27 @@ from pathlib import Path
 
 import pytest
 
-from launcher.guests.linux import LinuxBuild, copy_disk
+from launcher.guests.linux import LinuxBuild
 from tests.support.launch import Launcher
-from tests.support.linux import MEM_MB, PROMPT, linux_options
 from tests.support.mount import Mount
-from tests.support.original import dev_lguest, original_launcher
+from tests.support.original import linux_booted, original_launcher
 from tests.support.polling import wait_until
 
-BOOT_TIMEOUT = 120.0
 PROOF = b"written by Linux under the 2.6.24 launcher"
 STOPPED_FOR = 1.0  # seconds the launcher stays stopped, or traced, in the middle of its read
 
 
-@pytest.fixture(scope="module")
-def lguest_c() -> Path:
-    return original_launcher()
+@pytest.fixture(scope="module", params=[True, False], ids=["patched", "as-shipped"])
+def lguest_c(request: pytest.FixtureRequest) -> Path:
+    return original_launcher(patched=request.param)
 
 
 @pytest.fixture
 def booted(
     mount: Mount, lguest_c: Path, linux_build: LinuxBuild, tmp_path: Path
 ) -> Iterator[tuple[Launcher, Path]]:
-    """The 2.6.24 launcher running Linux to its shell, with a fresh copy of the disk."""
-    disk = copy_disk(linux_build.disk_template, tmp_path / "disk.ext2")
-    options = linux_options(linux_build, disk)
-    with (
-        dev_lguest(mount),
-        Launcher(None, MEM_MB, linux_build.vmlinux, options=options, program=lguest_c) as launcher,
-    ):
-        launcher.expect(PROMPT, timeout=BOOT_TIMEOUT)
-        yield launcher, disk
+    with linux_booted(mount, lguest_c, linux_build, tmp_path) as running:
+        yield running
 
 
 def test_at_console_end_of_file_init_with_console_idle_powers_the_guest_off(

@@ -2,7 +2,7 @@
 
 ``original_launcher()`` is the patched 32-bit ``lguest`` program (``patched=False``: as shipped),
 built once into the cache, or a pytest skip saying where to put a 2.6.24 source tarball when
-there is none.  The program opens
+there is none; ``linux_booted()`` runs one to the Linux guest's shell.  The program opens
 ``/dev/lguest`` and its waker finds ``guests/<pid>/waker`` beside the file that links to, so
 ``dev_lguest(mount)`` makes ``/dev/lguest`` a symbolic link to ``MOUNT/lguest`` for a ``with``
 block.  One machine has one ``/dev/lguest``: the link is taken under a lock (concurrent test
@@ -21,9 +21,12 @@ import pytest
 
 from launcher.guests.cache import cache_dir
 from launcher.guests.lguest_c import build_lguest_c
-from launcher.guests.linux import WHERE_TO_PUT_SOURCE, find_source
+from launcher.guests.linux import WHERE_TO_PUT_SOURCE, LinuxBuild, copy_disk, find_source
+from tests.support.launch import Launcher
+from tests.support.linux import MEM_MB, PROMPT, linux_options
 from tests.support.mount import Mount
 
+LINUX_BOOT_TIMEOUT = 120.0  # seconds to the Linux guest's shell prompt
 DEV_LGUEST = Path("/dev/lguest")
 NODE_NAME = "lguest"  # MOUNT/lguest
 PYTEST_TEMP = "/pytest-of-"  # in the path of every mount point the suite makes
@@ -57,3 +60,19 @@ def dev_lguest(mount: Mount) -> Iterator[Path]:
             DEV_LGUEST.unlink()
             if previous is not None:
                 os.symlink(previous, DEV_LGUEST)
+
+
+@contextmanager
+def linux_booted(
+    mount: Mount, program: Path, linux_build: LinuxBuild, scratch: Path
+) -> Iterator[tuple[Launcher, Path]]:
+    """``program`` (a 2.6.24 launcher) running Linux to its shell through ``/dev/lguest``, with a
+    fresh copy of the disk in ``scratch``: (launcher, disk)."""
+    disk = copy_disk(linux_build.disk_template, scratch / "disk.ext2")
+    options = linux_options(linux_build, disk)
+    with (
+        dev_lguest(mount),
+        Launcher(None, MEM_MB, linux_build.vmlinux, options=options, program=program) as launcher,
+    ):
+        launcher.expect(PROMPT, timeout=LINUX_BOOT_TIMEOUT)
+        yield launcher, disk
