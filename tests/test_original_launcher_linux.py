@@ -26,8 +26,9 @@ import pytest
 
 from launcher.guests.linux import LinuxBuild
 from tests.support.launch import Launcher
+from tests.support.linux import MEM_MB, PROMPT, linux_options
 from tests.support.mount import Mount
-from tests.support.original import linux_booted, original_launcher
+from tests.support.original import LINUX_BOOT_TIMEOUT, dev_lguest, linux_booted, original_launcher
 from tests.support.polling import wait_until
 
 PROOF = b"written by Linux under the 2.6.24 launcher"
@@ -60,7 +61,7 @@ def test_at_console_end_of_file_init_with_console_idle_powers_the_guest_off(
             None, MEM_MB, linux_build.vmlinux, "console_idle=2", options=options, program=lguest_c
         ) as launcher,
     ):
-        launcher.expect(PROMPT, timeout=BOOT_TIMEOUT)
+        launcher.expect(PROMPT, timeout=LINUX_BOOT_TIMEOUT)
         launcher.send(b"sleep 5; echo woke after $((2 + 3)) s\n")
         launcher.close_stdin()
         assert launcher.wait(60) == 1
