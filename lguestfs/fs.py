@@ -45,9 +45,10 @@ Some facts about a FUSE regular file standing in for a character device
    connection (``umount -f``) is noticed by ``cli`` within a second.
 5. **Every request names its caller.**  The kernel sends the calling thread's id with every
    request; the project's pyfuse3 build hands it to every handler (``callers.request_tid``).
-   Roles still belong to opens (the owner is the handle whose INITIALIZE succeeded, and any
-   thread with that descriptor acts as the owner), but the thread watched for signals is the one
-   that made the request, and INITIALIZE maps the memory of the process that made it.
+   So roles follow 2.6.24: the owner is the thread that made INITIALIZE (only it may read or
+   send anything but BREAK; EPERM otherwise), any task holding the descriptor may BREAK, the
+   thread watched for signals is the one that made the request, and INITIALIZE maps the memory
+   of the process that made it.
 6. **flush is not release.**  FLUSH comes on every ``close()`` of any copy of a descriptor (a
    forked child exiting, close-on-exec); RELEASE on the last.  Only release frees a guest; flush
    does nothing, but must exist (ENOSYS would switch it off for the whole mount).
