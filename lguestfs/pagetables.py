@@ -70,6 +70,12 @@ _ERR_USER: Final = 4
 _SHADOW_BYTES: Final = (_PTES_PER_PAGE + 1) * _PTES_PER_PAGE * 4
 _MAP_NORESERVE: Final = 0x4000  # Linux's; the mmap module of Python 3.11 does not name it
 _SHADOW_FLAGS: Final = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE
+# The highest address a fill can index: the GDT page's last byte (see _SHADOW_BYTES).
+_LAST_ADDRESS: Final = _SHADOW_BYTES // 4 * PAGE_SIZE - 1
+# Unicorn's engine is x86-64's: for a few instructions in 32-bit mode (a fuzzed guest found one:
+# a fetch at 0xffffffffa5dc0000) it hands the fill a linear address sign-extended to 64 bits.
+# An i386 has only the low 32 bits, so that is the address translated.
+_SIGN_EXTENDED: Final = 0xFFFFFFFF
 _NO_PTES: Final = memoryview(bytes(PAGE_SIZE)).cast("I")  # one shadow page table, all absent
 
 
@@ -157,6 +163,10 @@ class PageTables:
             entry.paddr = self._host_page
             entry.perms = PROT_RX
             return True
+        if vaddr > _LAST_ADDRESS:  # never on the hot path: see _SIGN_EXTENDED
+            if vaddr >> 32 != _SIGN_EXTENDED:
+                return self._refuse_beyond_4gb(vaddr)
+            vaddr &= 0xFFFFFFFF
         user = self._cpl() == 3
         vpn = vaddr >> PAGE_SHIFT
         spte = self.shadow.ptes[vpn]
@@ -173,6 +183,11 @@ class PageTables:
         entry.paddr = spte & ~_FLAGS
         entry.perms = PROT_RX | (PROT_WRITE if spte & PTE_RW else 0)
         return True
+
+    def _refuse_beyond_4gb(self, vaddr: int) -> bool:
+        """A fill above the Host's GDT page: no 32-bit guest address is there."""
+        self._kill(f"attempt to access switcher pages (linear address {vaddr:#x})")
+        return False
 
     def unmapped(self, address: int) -> bool:
         """An access reached a physical address outside guest memory: never allowed."""
