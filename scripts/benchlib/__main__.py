@@ -84,7 +84,15 @@ GROUPS: list[tuple[str, tuple[str, ...], Measure]] = [
     ("block", ("block_read", "block_write"), _block),
     (
         "linux",
-        ("linux_boot", "linux_fork_exec", "linux_shell_loop", "linux_disk_read", "linux_ping"),
+        (
+            "linux_boot",
+            "linux_shell_loop",
+            "linux_fork_exec",
+            "linux_ramfs_write",
+            "linux_ramfs_read",
+            "linux_user_buffer",
+            "linux_disk_read",
+        ),
         _linux,
     ),
 ]
