@@ -19,9 +19,9 @@ The recipe (``shared/linux-2.6.24/NOTES.md`` has the measurements behind it):
 
 A ``Variant`` says what is built: ``LGUEST`` is the ``vmlinux`` above; ``PC_SERIAL`` is a
 ``bzImage`` of the same source and config plus only what a PC with a serial console needs (the
-8250 UART and its console) and one more fix (``patches/pc/``: the real-mode setup code without
-PIE), for ``scripts/bench``'s QEMU reference; the lguest guest support stays in it, unused on a
-PC.
+8250 UART and its console) and two more fixes (``patches/pc/``: the real-mode setup code without
+PIE, and the decompressor's linker scripts, missing from the tarball), for ``scripts/bench``'s
+QEMU reference; the lguest guest support stays in it, unused on a PC.
 
 The output is cached in ``<cache>/linux/kernel-<key>/<image>``, where the key hashes the
 tarball's content, the patches, the config, the variant, the make flags and the compiler's and
@@ -90,7 +90,7 @@ PC_SERIAL = Variant(
     "arch/x86/boot/bzImage",
     ("CONFIG_SERIAL_8250=y", "CONFIG_SERIAL_8250_CONSOLE=y", "CONFIG_SERIAL_8250_NR_UARTS=4",
      "CONFIG_SERIAL_8250_RUNTIME_UARTS=4"),
-    "pc",  # the real-mode setup code, which only a bzImage has, built without PIE
+    "pc",  # what only a bzImage builds: the real-mode setup code, the decompressor
 )  # fmt: skip
 
 
