@@ -33,6 +33,7 @@ from benchlib.qemu import qemu_console
 from benchlib.report import Figure, progress
 from launcher.guests.linux import PROMPT
 
+QUICK_PAIRS = 3  # lguestfs-then-QEMU repetitions in a quick run (--long: plan.repetitions)
 MEM_MB = 128
 DISK_MB = 32  # the scratch disk read by "linux_disk_read"; raw bytes, not a file system
 BOOT_TIMEOUT = 300.0
@@ -129,7 +130,8 @@ def lguest_console(plan: Plan, initramfs: Path, vmlinux: Path, disk: Path) -> Co
 
 
 def linux(plan: Plan) -> list[Figure]:
-    """Boot each guest and run every workload, lguestfs then QEMU, ``plan.repetitions`` times."""
+    """Boot each guest and run every workload, lguestfs then QEMU, ``QUICK_PAIRS`` times (with
+    ``--long``, ``plan.repetitions`` times)."""
     from launcher.guests.linux import build_linux, build_pc_kernel
 
     build, bzimage = build_linux(), build_pc_kernel()
@@ -142,9 +144,9 @@ def linux(plan: Plan) -> list[Figure]:
     with tempfile.TemporaryDirectory(prefix="lguestfs-bench-linux-") as workdir:
         scratch = Path(workdir) / "scratch.img"
         scratch.write_bytes(os.urandom(DISK_MB * MiB))
-        for repetition in range(plan.repetitions):
-            load = os.getloadavg()[0]
-            progress(f"linux: repetition {repetition + 1} of {plan.repetitions} (load {load:.2f})")
+        pairs = plan.repetitions if plan.long else QUICK_PAIRS
+        for pair in range(pairs):
+            progress(f"linux: pair {pair + 1} of {pairs} (load {os.getloadavg()[0]:.2f})")
             start = time.perf_counter()
             with lguest_console(plan, build.initramfs, build.vmlinux, scratch) as console:
                 run_all(console, start, lguest, numbers)
