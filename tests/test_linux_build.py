@@ -135,4 +135,6 @@ def test_the_pc_variant_is_the_guest_config_with_a_serial_console_and_keys_apart
     assert kernel.LGUEST.config() == kernel.CONFIG.read_text()
     assert kernel.kernel_key("t", "gcc") == kernel.kernel_key("t", "gcc", kernel.LGUEST)
     assert kernel.kernel_key("t", "gcc") != kernel.kernel_key("t", "gcc", kernel.PC_SERIAL)
-    assert kernel.PC_SERIAL.patches()[:-1] == kernel.patches()
+    fixes = kernel.PC_SERIAL.patches()
+    assert fixes[: len(kernel.patches())] == kernel.patches()
+    assert {fix.parent.name for fix in fixes[len(kernel.patches()) :]} == {"pc"}
