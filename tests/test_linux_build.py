@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from launcher.guests.linux import LinuxBuild, build_linux
+from launcher.guests.linux import LinuxBuild, build_linux, kernel
 from tests.support.run import REPO_ROOT
 
 FAKE_MAKEFILE = "VERSION = 2\nPATCHLEVEL = 6\nSUBLEVEL = {sublevel}\nEXTRAVERSION =\n"
@@ -121,4 +121,20 @@ def test_the_initramfs_is_newc_with_init_the_shell_tools_and_device_nodes(
     assert {"bin/sh", "bin/mount", "bin/poweroff", "bin/ctty"} <= entries.keys()
     assert entries["dev/console"] == (0o20600, (5, 1))
     assert entries["dev/hvc0"] == (0o20600, (229, 0))
+    assert entries["dev/ttyS0"] == (0o20600, (4, 64))  # the PC kernel's console (QEMU, bench)
     assert any(name.startswith("lib/klibc-") for name in entries)
+
+
+def test_the_pc_variant_is_the_guest_config_with_a_serial_console_and_keys_apart() -> None:
+    base = kernel.CONFIG.read_text().splitlines()
+    pc = kernel.PC_SERIAL.config().splitlines()
+    assert "# CONFIG_SERIAL_8250 is not set" in base
+    assert "# CONFIG_SERIAL_8250 is not set" not in pc
+    assert [line for line in pc if line not in base] == list(kernel.PC_SERIAL.options)
+    assert [line for line in base if line not in pc] == ["# CONFIG_SERIAL_8250 is not set"]
+    assert kernel.LGUEST.config() == kernel.CONFIG.read_text()
+    assert kernel.kernel_key("t", "gcc") == kernel.kernel_key("t", "gcc", kernel.LGUEST)
+    assert kernel.kernel_key("t", "gcc") != kernel.kernel_key("t", "gcc", kernel.PC_SERIAL)
+    fixes = kernel.PC_SERIAL.patches()
+    assert fixes[: len(kernel.patches())] == kernel.patches()
+    assert {fix.parent.name for fix in fixes[len(kernel.patches()) :]} == {"pc"}

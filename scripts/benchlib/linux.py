@@ -1,15 +1,19 @@
-"""The ``linux`` group: real Linux 2.6.24 through the whole path, timed at its shell prompt.
+"""The ``linux`` group: real Linux 2.6.24 on lguestfs beside the same kernel on QEMU's TCG.
 
 Every workload is a named shell snippet (``WORKLOADS``) that the guest's shell runs between two
-console markers: the runner types ``echo @@"B"N; SNIPPET; echo @@"E"N`` and times, in host wall
-time, from the moment ``@@BN`` appears on the console to the moment ``@@EN`` does (the quotes
-keep the echoed command line from matching).  Each workload runs several times; its figure is
-the median.  The workloads know nothing of lguestfs: a second runner (QEMU, say) that can type
-into a shell and watch its console reuses them as they are, through ``measure``.
+console markers: the runner types ``echo @@"B"N; SNIPPET; echo @@"E"N:$?`` and times, in host
+wall time, from the moment ``@@BN`` appears on the console to the moment ``@@EN:`` does (the
+quotes keep the echoed command line from matching); a status other than 0 fails the group.
 
-The guest: the kernel, initramfs and disk of ``launcher.guests.linux`` (built once and cached),
-booted by ``lguest-launch`` with a scratch disk for the read figure and ``NetPeer``
-(``tests.support.netpeer``) on ``--net=udp:`` for the ping figure.
+Both guests boot the same source, config (plus a serial console for the PC), initramfs and shell:
+on lguestfs the ``vmlinux`` of ``launcher.guests.linux.build_linux`` through ``lguest-launch``
+(with a scratch disk for the disk figure), on QEMU the ``bzImage`` of ``build_pc_kernel``
+(``benchlib.qemu``).  A repetition boots lguestfs's guest and runs every workload, then QEMU's
+and runs every workload it can (the disk read is lguestfs's alone); repetitions alternate like
+that, so the drift of a shared machine hits both alike.  A figure is the median over the
+repetitions, QEMU's median is its reference and the ratio is lguestfs's time over QEMU's: 1.0 is
+level, 10 is ten times slower.  The table's spread column is each side's (max - min) / 2 /
+median, the noise of that figure.
 """
 
 from __future__ import annotations
@@ -17,159 +21,137 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
 
+from benchlib.console import Console
 from benchlib.figures import Plan, figure
+from benchlib.qemu import qemu_console
 from benchlib.report import Figure, progress
-from tests.support.launch import Launcher
-from tests.support.linux import PROMPT, linux_options
-from tests.support.netpeer import PEER_IP, NetPeer
+from launcher.guests.linux import PROMPT
 
+QUICK_PAIRS = 3  # lguestfs-then-QEMU repetitions in a quick run (--long: plan.repetitions)
 MEM_MB = 128
-DISK_MB = 32  # the scratch disk read by "disk_read"; raw bytes, not a file system
-BOOT_TIMEOUT = 120.0
+DISK_MB = 32  # the scratch disk read by "linux_disk_read"; raw bytes, not a file system
+BOOT_TIMEOUT = 300.0
 WORKLOAD_TIMEOUT = 300.0
+LGUEST_STOP_SECONDS = 10.0  # after "exit", the guest's /init powers off and the launcher ends
+MiB = 1 << 20
 MB = 1_000_000
+RAMFS_FILE = "/tmp/bench"  # the initramfs's root is a ramfs
 
 
-class Shell(Protocol):
-    """A guest shell a workload can run in: type a line, watch the console."""
-
-    def type(self, line: str) -> None: ...
-
-    def wait_for(self, text: bytes, timeout: float) -> float:
-        """Block until ``text`` appears on the console (after what was waited for before); the
-        host's ``time.perf_counter()`` when it arrived."""
-        ...
-
-    def rest_of_line(self, timeout: float) -> bytes:
-        """What follows the text last waited for, up to the end of its line."""
-        ...
+def repeat(times: int, command: str) -> str:
+    """``command`` ``times`` times in klibc's sh; the status is 0 only if every run succeeded."""
+    return (
+        f"i=0; while [ $i -lt {times} ]; do {command} || break; i=$((i+1)); done; "
+        f"[ $i -eq {times} ]"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class Workload:
-    """A shell snippet, run with ``{n}`` replaced by ``count``; its figure is ``count`` divided
-    by the seconds it took (``per_second``) or the seconds per item in µs."""
+    """A shell snippet; its figure is the seconds one run takes (or MB/s, when ``megabytes``)."""
 
     key: str
     snippet: str
-    count: int
-    per_second: bool
-    scale: float = 1.0  # what one item is worth in the figure's unit (MB for disk reads)
     prepare: str = ""  # run before every timed run, untimed
+    megabytes: float = 0.0  # what one run reads, for a MB/s figure
+    lguest_only: bool = False
 
 
-# The same work on any runner: the shell is klibc's sh; /dev/vda is the scratch disk; the network
-# peer answers at PEER_IP.
+# The same work on both guests, in run order (the ramfs read reads what the write wrote).
 WORKLOADS = (
+    Workload("linux_shell_loop", repeat(20_000, ":")),
+    Workload("linux_fork_exec", repeat(200, "/bin/true")),
     Workload(
-        "linux_fork_exec",
-        "i=0; while [ $i -lt {n} ]; do /bin/true; i=$((i+1)); done",
-        200,
-        per_second=True,
+        "linux_ramfs_write",
+        repeat(4, f"dd if=/dev/zero of={RAMFS_FILE} bs={MiB} count=16 2>/dev/null"),
     ),
-    Workload("linux_shell_loop", "i=0; while [ $i -lt {n} ]; do i=$((i+1)); done", 5000, True),
+    Workload(
+        "linux_ramfs_read", repeat(8, f"dd if={RAMFS_FILE} of=/dev/null bs={MiB} 2>/dev/null")
+    ),
+    Workload(
+        "linux_user_buffer", f"dd if=/dev/zero of=/dev/null bs={4 * MiB} count=64 2>/dev/null"
+    ),
     Workload(
         "linux_disk_read",
-        "dd if=/dev/vda of=/dev/null bs=1048576 count={n}",
-        DISK_MB,
-        per_second=True,
-        scale=1048576 / MB,
+        f"dd if=/dev/vda of=/dev/null bs={MiB} count={DISK_MB} 2>/dev/null",
         prepare="echo 3 > /proc/sys/vm/drop_caches",
+        megabytes=DISK_MB * MiB / MB,
+        lguest_only=True,
     ),
-    Workload("linux_ping", f"ping -q -i 0 -c {{n}} {PEER_IP}", 50, per_second=False),
 )
 
 
-def run_once(shell: Shell, workload: Workload, number: int) -> float:
+def run_once(console: Console, workload: Workload, number: int) -> float:
     """Seconds the guest took for one run of ``workload``, between its two markers; an error if
     the snippet's exit status was not 0."""
     if workload.prepare:
-        shell.type(f'{workload.prepare}; echo @@"P"{number}')
-        shell.wait_for(f"@@P{number}".encode(), WORKLOAD_TIMEOUT)
-    snippet = workload.snippet.format(n=workload.count)
-    shell.type(f'echo @@"B"{number}; {snippet}; echo @@"E"{number}:$?')
-    begin = shell.wait_for(f"@@B{number}".encode(), WORKLOAD_TIMEOUT)
-    end = shell.wait_for(f"@@E{number}:".encode(), WORKLOAD_TIMEOUT)
-    status = shell.rest_of_line(WORKLOAD_TIMEOUT)
+        console.type(f'{workload.prepare}; echo @@"P"{number}')
+        console.wait_for(f"@@P{number}".encode(), WORKLOAD_TIMEOUT)
+    console.type(f'echo @@"B"{number}; {workload.snippet}; echo @@"E"{number}:$?')
+    begin = console.wait_for(f"@@B{number}".encode(), WORKLOAD_TIMEOUT)
+    end = console.wait_for(f"@@E{number}:".encode(), WORKLOAD_TIMEOUT)
+    status = console.rest_of_line(WORKLOAD_TIMEOUT)
     if status.strip() != b"0":
-        raise RuntimeError(f"{workload.key}: '{snippet}' exited with status {status.decode()}")
+        raise RuntimeError(f"{workload.key}: '{workload.snippet}' exited with {status.decode()}")
     return end - begin
 
 
-def measure(
-    shell: Shell, workload: Workload, repetitions: int, numbers: Iterator[int]
-) -> list[float]:
-    """``repetitions`` samples of ``workload`` in its figure's unit."""
-    samples = []
-    for _ in range(repetitions):
-        seconds = run_once(shell, workload, next(numbers))
-        items = workload.count * workload.scale
-        samples.append(items / seconds if workload.per_second else seconds / items * 1e6)
-    return samples
+def run_all(
+    console: Console, start: float, samples: dict[str, list[float]], numbers: Iterator[int]
+) -> None:
+    """Wait for the prompt (the boot figure, from ``start``), then every workload the guest can
+    run; each adds one sample to ``samples[key]``."""
+    samples["linux_boot"].append(console.wait_for(PROMPT, BOOT_TIMEOUT) - start)
+    for workload in WORKLOADS:
+        if workload.lguest_only and workload.key not in samples:
+            continue
+        seconds = run_once(console, workload, next(numbers))
+        samples[workload.key].append(
+            workload.megabytes / seconds if workload.megabytes else seconds
+        )
 
 
-class LguestShell:
-    """The guest's shell through a running ``lguest-launch`` (``tests.support.launch``)."""
-
-    def __init__(self, launcher: Launcher) -> None:
-        self.launcher = launcher
-        self.seen = 0  # console bytes already waited past
-
-    def type(self, line: str) -> None:
-        self.launcher.send(line.encode() + b"\n")
-
-    def wait_for(self, text: bytes, timeout: float) -> float:
-        self.launcher.expect(text, timeout, start=self.seen)
-        arrived = time.perf_counter()
-        self.seen = self.launcher.stdout.index(text, self.seen) + len(text)
-        return arrived
-
-    def rest_of_line(self, timeout: float) -> bytes:
-        start = self.seen
-        self.launcher.expect(b"\n", timeout, start=start)
-        self.seen = self.launcher.stdout.index(b"\n", start)
-        return self.launcher.stdout[start : self.seen]
-
-
-@contextmanager
-def booted(plan: Plan, scratch: Path, peer: NetPeer) -> Iterator[tuple[LguestShell, float]]:
-    """A Linux guest at its prompt, and the seconds from the launcher's start to the prompt."""
-    from launcher.guests.linux import build_linux
-
-    build = build_linux()
-    options = [*linux_options(build, scratch), peer.net_option]
-    start = time.perf_counter()
-    with Launcher(plan.mountpoint, MEM_MB, build.vmlinux, options=options) as launcher:
-        shell = LguestShell(launcher)
-        took = shell.wait_for(PROMPT, BOOT_TIMEOUT) - start
-        try:
-            yield shell, took
-        finally:
-            shell.type("poweroff")
-            launcher.wait(10)
+def lguest_console(plan: Plan, initramfs: Path, vmlinux: Path, disk: Path) -> Console:
+    """``lguest-launch`` of the Linux guest on the bench's mount, as a console."""
+    console = Console(
+        [
+            sys.executable, "-m", "launcher", "--device", str(plan.mountpoint / "lguest"),
+            f"--initrd={initramfs}", f"--block={disk}", str(MEM_MB), str(vmlinux),
+        ]
+    )  # fmt: skip
+    console.stop_seconds = LGUEST_STOP_SECONDS
+    return console
 
 
 def linux(plan: Plan) -> list[Figure]:
-    """Launch to the prompt, then every workload, alternating them repetition by repetition."""
+    """Boot each guest and run every workload, lguestfs then QEMU, ``QUICK_PAIRS`` times (with
+    ``--long``, ``plan.repetitions`` times)."""
+    from launcher.guests.linux import build_linux, build_pc_kernel
+
+    build, bzimage = build_linux(), build_pc_kernel()
     numbers = itertools.count()
-    boots: list[float] = []
-    samples: dict[str, list[float]] = {workload.key: [] for workload in WORKLOADS}
-    with tempfile.TemporaryDirectory(prefix="lguestfs-bench-linux-") as workdir, NetPeer() as peer:
+    keys = ["linux_boot", *(workload.key for workload in WORKLOADS)]
+    lguest: dict[str, list[float]] = {key: [] for key in keys}
+    qemu: dict[str, list[float]] = {
+        key: [] for key in keys if key not in {w.key for w in WORKLOADS if w.lguest_only}
+    }
+    with tempfile.TemporaryDirectory(prefix="lguestfs-bench-linux-") as workdir:
         scratch = Path(workdir) / "scratch.img"
-        scratch.write_bytes(os.urandom(DISK_MB << 20))
-        for repetition in range(plan.repetitions):
-            progress(f"linux: repetition {repetition + 1} of {plan.repetitions}")
-            with booted(plan, scratch, peer) as (shell, took):
-                boots.append(took)
-                for workload in WORKLOADS:
-                    samples[workload.key] += measure(shell, workload, 1, numbers)
-    return [figure("linux_boot", boots)] + [
-        figure(workload.key, samples[workload.key]) for workload in WORKLOADS
-    ]
+        scratch.write_bytes(os.urandom(DISK_MB * MiB))
+        pairs = plan.repetitions if plan.long else QUICK_PAIRS
+        for pair in range(pairs):
+            progress(f"linux: pair {pair + 1} of {pairs} (load {os.getloadavg()[0]:.2f})")
+            start = time.perf_counter()
+            with lguest_console(plan, build.initramfs, build.vmlinux, scratch) as console:
+                run_all(console, start, lguest, numbers)
+                console.type("exit")
+            start = time.perf_counter()
+            with qemu_console(bzimage, build.initramfs, MEM_MB) as console:
+                run_all(console, start, qemu, numbers)
+    return [figure(key, lguest[key], reference_samples=qemu.get(key, [])) for key in keys]

@@ -60,6 +60,7 @@ class Figure:
     reference_label: str = ""
     goal: Goal | None = None
     samples: list[float] = dataclasses.field(default_factory=list)
+    reference_samples: list[float] = dataclasses.field(default_factory=list)
     unavailable: str = ""  # why the figure is n/a
     note: str = ""  # what the figure includes, shown under the table
 
@@ -68,6 +69,15 @@ class Figure:
         if self.value is None or not self.reference:
             return None
         return self.value / self.reference
+
+    @property
+    def spread(self) -> str:
+        """The noise: (max - min) / 2 / median of the samples, and of the reference's."""
+        return " / ".join(
+            f"±{(max(samples) - min(samples)) / 2 / abs(median(samples)) * 100:.0f}%"
+            for samples in (self.samples, self.reference_samples)
+            if len(samples) > 1 and median(samples)
+        )
 
     @property
     def status(self) -> str:
@@ -128,19 +138,18 @@ def environment() -> dict[str, Any]:
 
 
 def table(figures: Sequence[Figure], env: dict[str, Any], mode: str) -> str:
-    header = ("figure", "value", "reference", "ratio", "goal", "status")
+    header = ("figure", "value", "reference", "ratio", "spread", "goal", "status")
     rows: list[tuple[str, ...]] = []
     for fig in figures:
         if fig.value is None:
-            rows.append((fig.label, f"n/a ({fig.unavailable})", "", "", _goal(fig), "n/a"))
+            rows.append((fig.label, f"n/a ({fig.unavailable})", "", "", "", _goal(fig), "n/a"))
             continue
         reference = _number(fig.reference, fig.unit)
         if reference and fig.reference_label:
             reference += f" ({fig.reference_label})"
         ratio = f"{fig.ratio:.3f}" if fig.ratio is not None else ""
-        rows.append(
-            (fig.label, _number(fig.value, fig.unit), reference, ratio, _goal(fig), fig.status)
-        )
+        value = _number(fig.value, fig.unit)
+        rows.append((fig.label, value, reference, ratio, fig.spread, _goal(fig), fig.status))
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = [
         f"lguestfs bench ({mode}): {env['cores']} cores, kernel {env['kernel']}, "
@@ -178,6 +187,7 @@ def write_json(path: Path, figures: Sequence[Figure], env: dict[str, Any], mode:
                 "unavailable": fig.unavailable or None,
                 "note": fig.note or None,
                 "samples": fig.samples,
+                "reference_samples": fig.reference_samples,
             }
             for fig in figures
         ],

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from launcher.guests.linux import PROMPT as PROMPT  # the tests' name for it
 from launcher.guests.linux import (
     WHERE_TO_PUT_SOURCE,
     LinuxBuild,
@@ -22,7 +23,6 @@ from launcher.guests.linux import (
     find_source,
 )
 
-PROMPT = b"lguest# "
 MEM_MB = 64
 
 

@@ -11,6 +11,7 @@ API::
 
     source = find_source()            # the 2.6.24 tarball, or None (then skip, or boot the own OS)
     build = build_linux(source)       # LinuxBuild(vmlinux, initramfs, disk_template); cached
+    bzimage = build_pc_kernel(source) # the same kernel for a PC with a serial console (QEMU)
     disk = copy_disk(build.disk_template, tmp / "disk.ext2")
     # lguest-launch --block=DISK --initrd=INITRAMFS MEM VMLINUX [KERNEL ARGS]
 
@@ -18,7 +19,8 @@ The source: ``$LGUESTFS_LINUX_SOURCE`` when set, else ``linux-2.6.24.tar.xz`` or
 ``linux-2.6.24.tar.bz2`` in ``shared/linux-2.6.24/`` beside the repository (``../shared``), or
 beside a directory above it (a git worktree further down finds the same files).  Outputs live in
 ``<cache>/linux/`` (``launcher.guests.cache``): ``kernel-<key>/vmlinux`` keyed by the tarball's
-content, patches, config, flags and toolchain; ``initramfs-<key>.cpio.gz`` by its files, klibc
+content, patches, config, flags and toolchain (``kernel-<key>/bzImage`` likewise, for the
+``PC_SERIAL`` variant); ``initramfs-<key>.cpio.gz`` by its files, klibc
 and the toolchain; ``disk-<key>.ext2`` by the disk recipe.  Nothing is rebuilt when nothing
 changed; builds take a lock, so concurrent callers wait for one build.  Each build writes a log
 (``<output>.log``); a failure raises ``LinuxBuildError``, one line ending with the log's path.
@@ -41,10 +43,12 @@ from launcher.guests.linux.disk import copy_disk
 from launcher.guests.linux.steps import LinuxBuildError, Steps
 
 __all__ = [
+    "PROMPT",
     "WHERE_TO_PUT_SOURCE",
     "LinuxBuild",
     "LinuxBuildError",
     "build_linux",
+    "build_pc_kernel",
     "copy_disk",
     "find_source",
 ]
@@ -54,6 +58,7 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 SHARED_SUBDIR = Path("shared") / "linux-2.6.24"
 TARBALL_NAMES = ("linux-2.6.24.tar.xz", "linux-2.6.24.tar.bz2", "linux-2.6.24.tar.gz")
 LINUX_CACHE = cache_dir() / "linux"
+PROMPT = b"lguest# "  # the guest shell's prompt, $PS1 in ``profile``
 DIGESTS = LINUX_CACHE / "tarball-digests.json"  # path -> [size, mtime_ns, sha256]
 WHERE_TO_PUT_SOURCE = (
     f"put linux-2.6.24.tar.xz (or kernel.org's linux-2.6.24.tar.bz2) in "
@@ -102,23 +107,49 @@ def build_linux(
     LINUX_CACHE.mkdir(parents=True, exist_ok=True)
     with _lock():
         toolchain = kernel.toolchain_versions()
-        vmlinux = LINUX_CACHE / f"kernel-{kernel.kernel_key(_digest(source), toolchain)}/vmlinux"
+        vmlinux = _kernel_path(source, toolchain, kernel.LGUEST)
         initrd = LINUX_CACHE / f"initramfs-{_key(toolchain, initramfs.inputs())}.cpio.gz"
         template = LINUX_CACHE / f"disk-{_key(disk.MKE2FS, [Path(disk.__file__)])}.ext2"
-        makers: list[tuple[Path, Callable[[Steps], None]]] = [
-            (vmlinux, lambda steps: kernel.build_kernel(source, vmlinux, steps)),
-            (initrd, lambda steps: initramfs.build_initramfs(initrd, steps)),
-            (template, lambda steps: disk.build_disk_template(template, steps)),
-        ]
-        for output, make in makers:
-            if force or not output.is_file():
-                output.parent.mkdir(parents=True, exist_ok=True)
-                steps = Steps(output.with_name(output.name + ".log"), stream)
-                try:
-                    make(steps)
-                finally:
-                    steps.close()
+        _make(vmlinux, lambda steps: kernel.build_kernel(source, vmlinux, steps), force, stream)
+        _make(initrd, lambda steps: initramfs.build_initramfs(initrd, steps), force, stream)
+        _make(template, lambda steps: disk.build_disk_template(template, steps), force, stream)
     return LinuxBuild(vmlinux, initrd, template)
+
+
+def build_pc_kernel(
+    source: Path | None = None, *, force: bool = False, stream: IO[str] | None = None
+) -> Path:
+    """Build (or find in the cache) the ``bzImage`` of ``kernel.PC_SERIAL``: the guest kernel's
+    source and config for a PC with a serial console, which boots with ``build_linux``'s
+    initramfs in QEMU.  Arguments and errors as ``build_linux``."""
+    source = source_or_fail(source)
+    LINUX_CACHE.mkdir(parents=True, exist_ok=True)
+    with _lock():
+        variant = kernel.PC_SERIAL
+        bzimage = _kernel_path(source, kernel.toolchain_versions(), variant)
+        _make(
+            bzimage,
+            lambda steps: kernel.build_kernel(source, bzimage, steps, variant),
+            force,
+            stream,
+        )
+    return bzimage
+
+
+def _kernel_path(source: Path, toolchain: str, variant: kernel.Variant) -> Path:
+    key = kernel.kernel_key(_digest(source), toolchain, variant)
+    return LINUX_CACHE / f"kernel-{key}" / variant.name
+
+
+def _make(output: Path, make: Callable[[Steps], None], force: bool, stream: IO[str] | None) -> None:
+    """Run ``make`` for ``output`` unless it is there already (or ``force``), with its log."""
+    if force or not output.is_file():
+        output.parent.mkdir(parents=True, exist_ok=True)
+        steps = Steps(output.with_name(output.name + ".log"), stream)
+        try:
+            make(steps)
+        finally:
+            steps.close()
 
 
 def _key(*parts: str | list[Path]) -> str:

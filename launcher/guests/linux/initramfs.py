@@ -4,14 +4,15 @@ Contents (all owned by root):
 
 * ``/init``: the shell script ``init`` beside this module (mounts, hostname, disk, network,
   with ``console_idle=S`` a watch that powers off after S idle seconds, banner, then
-  ``ctty /dev/hvc0 /bin/sh -i`` and ``poweroff`` when the shell ends);
+  ``ctty /dev/hvc0 /bin/sh -i`` (``/dev/ttyS0`` on a PC) and ``poweroff`` when the shell ends);
 * ``/bin``: klibc's programs (``launcher.guests.linux.klibc``) and every ``tools/NAME.c``
   compiled to ``/bin/NAME`` (freestanding i386, see ``tools/tool.h``), so a tool dropped into
   ``tools/`` is in the next initramfs; ``/lib``: klibc's shared library;
 * ``/etc/banner``, ``/etc/profile`` (the prompt ``lguest# ``, read through ``$ENV``);
 * ``/dev/console`` (5:1, which the kernel opens for ``/init``), ``/dev/hvc0`` (229:0, the
-  virtio console as a tty), ``/dev/null``, ``/dev/zero``, ``/dev/tty``; ``/dev/vda`` is made by
-  ``/init`` from sysfs, since virtio_blk's major number is dynamic;
+  virtio console as a tty), ``/dev/ttyS0`` (4:64, a PC's first serial port), ``/dev/null``,
+  ``/dev/zero``, ``/dev/tty``; ``/dev/vda`` is made by ``/init`` from sysfs, since virtio_blk's
+  major number is dynamic;
 * empty ``/proc``, ``/sys``, ``/mnt`` (the disk), ``/tmp``, ``/root``.
 """
 
@@ -52,6 +53,7 @@ DEVICES = (  # name, major, minor, mode
     ("console", 5, 1, 0o600),
     ("tty", 5, 0, 0o666),
     ("hvc0", 229, 0, 0o600),
+    ("ttyS0", 4, 64, 0o600),
     ("null", 1, 3, 0o666),
     ("zero", 1, 5, 0o666),
 )

@@ -17,9 +17,15 @@ The recipe (``shared/linux-2.6.24/NOTES.md`` has the measurements behind it):
    default: ``-fno-pie`` (and no unwind tables) keeps the kernel as 2.6.24 expects, and 30%
    smaller.
 
-The output is cached in ``<cache>/linux/kernel-<key>/vmlinux``, where the key hashes the
-tarball's content, the patches, the config, the make flags and the compiler's and linker's
-versions; the scratch tree is removed afterwards (success or not), the log kept beside it.
+A ``Variant`` says what is built: ``LGUEST`` is the ``vmlinux`` above; ``PC_SERIAL`` is a
+``bzImage`` of the same source and config plus only what a PC with a serial console needs (the
+8250 UART and its console) and two more fixes (``patches/pc/``: the real-mode setup code without
+PIE, and the decompressor's linker scripts, missing from the tarball), for ``scripts/bench``'s
+QEMU reference; the lguest guest support stays in it, unused on a PC.
+
+The output is cached in ``<cache>/linux/kernel-<key>/<image>``, where the key hashes the
+tarball's content, the patches, the config, the variant, the make flags and the compiler's and
+linker's versions; the scratch tree is removed afterwards (success or not), the log kept beside it.
 """
 
 import hashlib
@@ -28,6 +34,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from launcher.guests.linux.steps import LinuxBuildError, Steps
@@ -44,6 +51,47 @@ MAKE_FLAGS: tuple[str, ...] = (
 CC = "gcc"
 LD = "ld"
 HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A kernel build: its make target, where the image lands in the object tree, the config
+    options set on top of ``lguest.config`` (each replaces that option's line there), and the
+    fixes it needs beyond the four (``patches/<patch_dir>/*.patch``)."""
+
+    target: str
+    image: str
+    options: tuple[str, ...] = ()
+    patch_dir: str = ""
+
+    def patches(self) -> list[Path]:
+        extra = sorted((PATCH_DIR / self.patch_dir).glob("*.patch")) if self.patch_dir else []
+        return [*patches(), *extra]
+
+    @property
+    def name(self) -> str:
+        return Path(self.image).name
+
+    def config(self) -> str:
+        """``lguest.config`` with this variant's options set."""
+        names = {option.split("=")[0] for option in self.options}
+        kept = [
+            line
+            for line in CONFIG.read_text().splitlines()
+            if line.split("=")[0] not in names
+            and line.removeprefix("# ").split(" ")[0] not in names
+        ]
+        return "\n".join([*kept, *self.options]) + "\n"
+
+
+LGUEST = Variant("vmlinux", "vmlinux")
+PC_SERIAL = Variant(
+    "bzImage",
+    "arch/x86/boot/bzImage",
+    ("CONFIG_SERIAL_8250=y", "CONFIG_SERIAL_8250_CONSOLE=y", "CONFIG_SERIAL_8250_NR_UARTS=4",
+     "CONFIG_SERIAL_8250_RUNTIME_UARTS=4"),
+    "pc",  # what only a bzImage builds: the real-mode setup code, the decompressor
+)  # fmt: skip
 
 
 def patches() -> list[Path]:
@@ -71,18 +119,20 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def kernel_key(tarball_digest: str, toolchain: str) -> str:
+def kernel_key(tarball_digest: str, toolchain: str, variant: Variant = LGUEST) -> str:
     """The hash of everything the kernel is built from."""
     digest = hashlib.sha256()
-    for part in (tarball_digest, toolchain, *MAKE_FLAGS):
+    # The lguest kernel's key predates variants: it stays as it was, and so does its cache.
+    extra = (variant.target, variant.image, *variant.options) if variant != LGUEST else ()
+    for part in (tarball_digest, toolchain, *MAKE_FLAGS, *extra):
         digest.update(part.encode() + b"\0")
-    for path in (*patches(), CONFIG):
+    for path in (*variant.patches(), CONFIG):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 
-def build_kernel(tarball: Path, output: Path, steps: Steps) -> None:
-    """Build ``vmlinux`` from ``tarball`` into ``output`` (atomically), saying each stage."""
+def build_kernel(tarball: Path, output: Path, steps: Steps, variant: Variant = LGUEST) -> None:
+    """Build ``variant`` from ``tarball`` into ``output`` (atomically), saying each stage."""
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=".build-") as scratch:
         tree, objects = Path(scratch) / "src", Path(scratch) / "obj"
@@ -94,18 +144,20 @@ def build_kernel(tarball: Path, output: Path, steps: Steps) -> None:
             ["tar", "-xf", str(tarball), "-C", str(tree), "--strip-components=1"],
         )
         check_version(tree, tarball, steps)
-        steps.say(f"applying {len(patches())} compatibility fixes ({PATCH_DIR.name}/)")
-        apply_patches(tree, patches(), steps)
-        steps.say(f"configuring ({CONFIG.name})")
-        shutil.copyfile(CONFIG, objects / ".config")
+        fixes = variant.patches()
+        steps.say(f"applying {len(fixes)} compatibility fixes ({PATCH_DIR.name}/)")
+        apply_patches(tree, fixes, steps)
+        more = f" + {', '.join(variant.options)}" if variant.options else ""
+        steps.say(f"configuring ({CONFIG.name}{more})")
+        (objects / ".config").write_text(variant.config())
         make = ["make", "-C", str(tree), f"O={objects}", *MAKE_FLAGS]
         with open(os.devnull, "rb") as no_answers:  # every question has its answer in the config
             steps.run("make oldconfig", [*make, "oldconfig"], stdin=no_answers)
         jobs = os.cpu_count() or 1
-        steps.say(f"compiling vmlinux with {jobs} jobs (about 40 s on 2 idle cores)")
-        steps.run("compiling the kernel", [*make, f"-j{jobs}", "vmlinux"], live=True)
+        steps.say(f"compiling {variant.target} with {jobs} jobs (about 40 s on 2 idle cores)")
+        steps.run("compiling the kernel", [*make, f"-j{jobs}", variant.target], live=True)
         staged = output.with_name(output.name + ".tmp")
-        shutil.copyfile(objects / "vmlinux", staged)
+        shutil.copyfile(objects / variant.image, staged)
         os.replace(staged, output)
 
 
