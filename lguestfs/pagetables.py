@@ -23,7 +23,10 @@ The design is 2.6.24's shadow paging, kept as data instead of as real page table
 * A refused access makes ``fill`` return False: Unicorn ends the run right there, with EIP on
   the faulting instruction and nothing after it run.  The callback is only told the page; the
   faulting byte, which becomes CR2, is the address Unicorn kept (``Cpu.fault_address``).
-  Unicorn's TLB is flushed whenever a shadow entry it may hold is dropped.
+* Unicorn's TLB only ever holds entries of the current shadow (switching shadows flushes it), so
+  it is flushed only when an entry of the current shadow is dropped, moved to another page or
+  loses a permission (``_outdates``).  A new or widened entry needs no flush: a miss, or an
+  access the cached entry does not allow, comes back to ``fill``, which reads the shadow.
 
 The top 4 MB (PDE 1023) are the Host's.  A fault there kills "attempt to access switcher
 pages" whatever the guest's own PDE 1023 says (spec 6), as does SET_PTE there; nothing of the
@@ -95,16 +98,19 @@ class Shadow:
         self.ptes = memoryview(self._map).cast("I")  # virtual page number -> shadow PTE
         self.tables: set[int] = set()  # page-directory slots with a shadow page table
 
-    def install(self, vpn: int, spte: int) -> None:
+    def install(self, vpn: int, spte: int) -> bool:
+        """Set one entry; True if a TLB entry made from the old one is now wrong."""
+        old = self.ptes[vpn]
         self.ptes[vpn] = spte
+        return _outdates(old, spte)
 
-    def drop(self, vpn: int) -> None:
-        self.ptes[vpn] = 0
-
-    def forget_pde(self, index: int) -> None:
-        if index in self.tables:
-            self.tables.discard(index)
-            self.ptes[index * _PTES_PER_PAGE : (index + 1) * _PTES_PER_PAGE] = _NO_PTES
+    def forget_pde(self, index: int) -> bool:
+        """Drop one page-directory slot's entries; True if it had any."""
+        if index not in self.tables:
+            return False
+        self.tables.discard(index)
+        self.ptes[index * _PTES_PER_PAGE : (index + 1) * _PTES_PER_PAGE] = _NO_PTES
+        return True
 
     def forget_below(self, index: int) -> None:
         for pde in [p for p in self.tables if p < index]:
@@ -275,6 +281,7 @@ class PageTables:
             targets = [s for s in self.slots if s is not None]
         else:
             targets = [s for s in self.slots if s is not None and s.gpgdir == gpgdir]
+        flush = False
         for shadow in targets:
             pde_index = vaddr >> 22
             if pde_index >= SWITCHER_PDE:
@@ -286,19 +293,19 @@ class PageTables:
             if pde_index not in shadow.tables:
                 continue
             vpn = (pde_index << 10) | ((vaddr >> PAGE_SHIFT) & (_PTES_PER_PAGE - 1))
-            if young:
-                shadow.install(vpn, _shadow_pte(gpte))
-            else:
-                shadow.drop(vpn)
-        self.flush_tlb()
+            outdated = shadow.install(vpn, _shadow_pte(gpte) if young else 0)
+            flush = flush or (outdated and shadow is self.shadow)
+        if flush:
+            self.flush_tlb()
 
     def set_pmd(self, gpgdir: int, index: int) -> None:
         """SET_PMD: forget one page-directory slot of gpgdir's shadow (1023 and up: ignored)."""
         if index >= SWITCHER_PDE:
             return
         for shadow in self.slots:
-            if shadow is not None and shadow.gpgdir == gpgdir:
-                shadow.forget_pde(index)
+            if shadow is None or shadow.gpgdir != gpgdir:
+                continue
+            if shadow.forget_pde(index) and shadow is self.shadow:
                 self.flush_tlb()
 
     def flush_user(self) -> None:
@@ -358,6 +365,15 @@ def _shadow_pte(gpte: int) -> int:
     if not gpte & PTE_DIRTY:
         spte &= ~PTE_RW
     return spte
+
+
+def _outdates(old: int, new: int) -> bool:
+    """Whether replacing shadow entry ``old`` by ``new`` makes a TLB entry made from ``old``
+    wrong: it maps another page, or allows what ``new`` does not."""
+    if not old & PTE_PRESENT:
+        return False
+    lost = old & ~new & (PTE_PRESENT | PTE_RW | PTE_USER)
+    return bool(lost) or (old ^ new) & ~_FLAGS != 0
 
 
 def _allows(spte: int, write: bool, user: bool) -> bool:

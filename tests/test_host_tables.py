@@ -10,6 +10,7 @@ import pytest
 
 from lguestfs.idt import Idt
 from lguestfs.memory import GuestAccessError, GuestMemory
+from lguestfs.pagetables import PageTables
 from lguestfs.segments import Gdt
 
 PAGES = 16
@@ -138,3 +139,71 @@ def test_int_gate_dpl(vector: int, gate_hi: int, dpl: int) -> None:
     idt = Idt()
     idt.load_entry(vector, 0x1234, gate_hi)
     assert idt.int_gate_dpl(vector) == dpl
+
+
+# --- which page-table changes flush Unicorn's TLB (spec 6; pagetables' module notes) ----------
+
+KERNEL = 0x3000  # PAGE_OFFSET of the tables below: the kernel's pages start at 12 KiB
+PGDIR_A, PGDIR_B, TABLE = 0x1000, 0x2000, 0x4000
+PRESENT_RW_USER = 0x007
+YOUNG = 0x060  # Accessed and Dirty: SET_PTE installs it at once
+
+
+class FlushCounter:
+    def __init__(self) -> None:
+        self.flushes = 0
+
+    def __call__(self) -> None:
+        self.flushes += 1
+
+
+@pytest.fixture
+def tables(memory: GuestMemory) -> Iterator[tuple[PageTables, FlushCounter]]:
+    """Two page directories whose slot 0 maps one table; A's shadow is current and has slot 0."""
+    for pgdir in (PGDIR_A, PGDIR_B):
+        memory.write_u32(pgdir, TABLE | PRESENT_RW_USER)
+    counter = FlushCounter()
+    pagetables = PageTables(
+        memory, PGDIR_A, host_page=LIMIT, cpl=lambda: 1, flush_tlb=counter, kill=pytest.fail
+    )
+    pagetables.kernel_address = KERNEL
+    memory.write_u32(TABLE, 0x5000 | PRESENT_RW_USER)
+    assert pagetables.demand_page(0, 0)  # gives A's shadow its slot 0
+    counter.flushes = 0
+    yield pagetables, counter
+    pagetables.close()
+
+
+@pytest.mark.parametrize(
+    ("gpte", "flushes"),
+    [
+        (0x5000 | PRESENT_RW_USER | YOUNG, 0),  # the same page, writable now: widened
+        (0x6000 | PRESENT_RW_USER | YOUNG, 1),  # another page
+        (0x5000 | 0x005 | YOUNG, 1),  # read-only now
+        (0x5000 | 0x003 | YOUNG, 1),  # the kernel's only now
+        (0, 1),  # gone
+    ],
+)
+def test_set_pte_flushes_only_what_it_narrows(
+    tables: tuple[PageTables, FlushCounter], gpte: int, flushes: int
+) -> None:
+    pagetables, counter = tables
+    assert pagetables.shadow.ptes[0] == 0x5000 | 0x025  # Accessed, read-only until Dirty
+    pagetables.set_pte(PGDIR_A, 0, 0x5000 | PRESENT_RW_USER | YOUNG)  # writable: no flush
+    assert counter.flushes == 0
+    pagetables.set_pte(PGDIR_A, 0, gpte)
+    assert counter.flushes == flushes
+
+
+def test_set_pte_of_an_absent_entry_or_another_shadow_does_not_flush(
+    tables: tuple[PageTables, FlushCounter],
+) -> None:
+    pagetables, counter = tables
+    pagetables.set_pte(PGDIR_A, 0x1000, 0x6000 | PRESENT_RW_USER | YOUNG)  # new entry
+    pagetables.set_pte(PGDIR_B, 0, 0)  # B has no shadow
+    pagetables.set_pmd(PGDIR_A, 1)  # a slot A's shadow never filled
+    assert counter.flushes == 0
+    pagetables.set_pmd(PGDIR_A, 0)
+    assert counter.flushes == 1
+    pagetables.new_pgtable(PGDIR_B)  # another address space: always
+    assert counter.flushes == 2
