@@ -23,9 +23,10 @@ The design is 2.6.24's shadow paging, kept as data instead of as real page table
 * A refused access makes ``fill`` return False: Unicorn ends the run right there, with EIP on
   the faulting instruction and nothing after it run.  The callback is only told the page; the
   faulting byte, which becomes CR2, is the address Unicorn kept (``Cpu.fault_address``).
-* Unicorn's TLB only ever holds entries of the current shadow (switching shadows flushes it), so
-  it is flushed only when an entry of the current shadow is dropped, moved to another page or
-  loses a permission (``_outdates``).  A new or widened entry needs no flush: a miss, or an
+* Unicorn's TLB only ever holds entries of the current shadow (switching shadows flushes it), so it
+  is flushed only when an entry of the current shadow is dropped, moved to another page or loses a
+  permission (``_outdates``), and for SET_PTE only that page (QEMU's ``tlb_flush_page``, which also
+  forgets the translated-block jumps into it).  A new or widened entry needs no flush: a miss, or an
   access the cached entry does not allow, comes back to ``fill``, which reads the shadow.
 
 The top 4 MB (PDE 1023) are the Host's.  A fault there kills "attempt to access switcher
@@ -132,12 +133,14 @@ class PageTables:
         host_page: int,
         cpl: Callable[[], int],
         flush_tlb: Callable[[], None],
+        flush_tlb_page: Callable[[int], None],
         kill: Callable[[str], None],
     ) -> None:
         self._memory = memory
         self._host_page = host_page
         self._cpl = cpl
         self._flush_unicorn_tlb = flush_tlb
+        self._flush_tlb_page = flush_tlb_page
         self.fills = 0  # TLB misses since Unicorn's TLB was last flushed
         self._kill = kill
         self.kernel_address = 0  # from lguest_data at LGUEST_INIT
@@ -281,7 +284,6 @@ class PageTables:
             targets = [s for s in self.slots if s is not None]
         else:
             targets = [s for s in self.slots if s is not None and s.gpgdir == gpgdir]
-        flush = False
         for shadow in targets:
             pde_index = vaddr >> 22
             if pde_index >= SWITCHER_PDE:
@@ -294,9 +296,8 @@ class PageTables:
                 continue
             vpn = (pde_index << 10) | ((vaddr >> PAGE_SHIFT) & (_PTES_PER_PAGE - 1))
             outdated = shadow.install(vpn, _shadow_pte(gpte) if young else 0)
-            flush = flush or (outdated and shadow is self.shadow)
-        if flush:
-            self.flush_tlb()
+            if outdated and shadow is self.shadow:
+                self._flush_tlb_page(vpn << PAGE_SHIFT)
 
     def set_pmd(self, gpgdir: int, index: int) -> None:
         """SET_PMD: forget one page-directory slot of gpgdir's shadow (1023 and up: ignored)."""

@@ -86,6 +86,7 @@ class Lguest:
             host_page=self.cpu.host_page,
             cpl=self.cpu.cpl,
             flush_tlb=self.cpu.flush_tlb,
+            flush_tlb_page=self.cpu.flush_tlb_page,
             kill=self.kill,
         )
         self.cpu.start(self.gdt.host_table(), start)

@@ -75,6 +75,10 @@ def test_fault_address() -> None:
     check("fault_address")
 
 
+def test_cpu() -> None:
+    check("cpu")
+
+
 @pytest.mark.parametrize("fact", sorted(FACTS))
 def test_a_wrong_offset_fails_its_check(fact: str) -> None:
     with pytest.raises(CpuError):

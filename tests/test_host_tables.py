@@ -150,8 +150,11 @@ YOUNG = 0x060  # Accessed and Dirty: SET_PTE installs it at once
 
 
 class FlushCounter:
+    """Unicorn's flushes: whole (``flushes``) and of one page (``pages``)."""
+
     def __init__(self) -> None:
         self.flushes = 0
+        self.pages: list[int] = []
 
     def __call__(self) -> None:
         self.flushes += 1
@@ -164,7 +167,13 @@ def tables(memory: GuestMemory) -> Iterator[tuple[PageTables, FlushCounter]]:
         memory.write_u32(pgdir, TABLE | PRESENT_RW_USER)
     counter = FlushCounter()
     pagetables = PageTables(
-        memory, PGDIR_A, host_page=LIMIT, cpl=lambda: 1, flush_tlb=counter, kill=pytest.fail
+        memory,
+        PGDIR_A,
+        host_page=LIMIT,
+        cpl=lambda: 1,
+        flush_tlb=counter,
+        flush_tlb_page=counter.pages.append,
+        kill=pytest.fail,
     )
     pagetables.kernel_address = KERNEL
     memory.write_u32(TABLE, 0x5000 | PRESENT_RW_USER)
@@ -175,24 +184,24 @@ def tables(memory: GuestMemory) -> Iterator[tuple[PageTables, FlushCounter]]:
 
 
 @pytest.mark.parametrize(
-    ("gpte", "flushes"),
+    ("gpte", "pages"),
     [
-        (0x5000 | PRESENT_RW_USER | YOUNG, 0),  # the same page, writable now: widened
-        (0x6000 | PRESENT_RW_USER | YOUNG, 1),  # another page
-        (0x5000 | 0x005 | YOUNG, 1),  # read-only now
-        (0x5000 | 0x003 | YOUNG, 1),  # the kernel's only now
-        (0, 1),  # gone
+        (0x5000 | PRESENT_RW_USER | YOUNG, []),  # the same page, writable now: widened
+        (0x6000 | PRESENT_RW_USER | YOUNG, [0]),  # another page
+        (0x5000 | 0x005 | YOUNG, [0]),  # read-only now
+        (0x5000 | 0x003 | YOUNG, [0]),  # the kernel's only now
+        (0, [0]),  # gone
     ],
 )
-def test_set_pte_flushes_only_what_it_narrows(
-    tables: tuple[PageTables, FlushCounter], gpte: int, flushes: int
+def test_set_pte_flushes_only_the_page_it_narrows(
+    tables: tuple[PageTables, FlushCounter], gpte: int, pages: list[int]
 ) -> None:
     pagetables, counter = tables
     assert pagetables.shadow.ptes[0] == 0x5000 | 0x025  # Accessed, read-only until Dirty
     pagetables.set_pte(PGDIR_A, 0, 0x5000 | PRESENT_RW_USER | YOUNG)  # writable: no flush
-    assert counter.flushes == 0
+    assert counter.pages == []
     pagetables.set_pte(PGDIR_A, 0, gpte)
-    assert counter.flushes == flushes
+    assert (counter.flushes, counter.pages) == (0, pages)
 
 
 def test_set_pte_of_an_absent_entry_or_another_shadow_does_not_flush(
@@ -202,7 +211,7 @@ def test_set_pte_of_an_absent_entry_or_another_shadow_does_not_flush(
     pagetables.set_pte(PGDIR_A, 0x1000, 0x6000 | PRESENT_RW_USER | YOUNG)  # new entry
     pagetables.set_pte(PGDIR_B, 0, 0)  # B has no shadow
     pagetables.set_pmd(PGDIR_A, 1)  # a slot A's shadow never filled
-    assert counter.flushes == 0
+    assert (counter.flushes, counter.pages) == (0, [])
     pagetables.set_pmd(PGDIR_A, 0)
     assert counter.flushes == 1
     pagetables.new_pgtable(PGDIR_B)  # another address space: always

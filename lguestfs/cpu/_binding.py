@@ -1,11 +1,11 @@
 """The one module that imports ``unicorn``: its constants, and the private parts of its binding.
 
-Everything the fence needs from the Python binding beyond its public API is looked up here, once,
-by ``Binding()`` (called from ``calibrate``): the ctypes library behind it (``uclib``: calling it
-directly costs 0.5 us, the binding's wrappers 2 us), three of its ctypes types, and three private
-attributes of a ``Uc`` (``_uch``, the engine handle; ``_hook_exception``, where its wrapped hooks
-keep what they raised; the name-mangled finalizer that frees the engine).  A binding without one
-of them is a ``CpuError`` naming it, at mount, before any guest exists.
+Everything the fence needs from the Python binding beyond its public API is looked up here, once, by
+``Binding()`` (called from ``calibrate``): the ctypes library behind it (``uclib``: calling it
+directly costs 0.5 us, the binding's wrappers 2 us) and two symbols inside it, three of its ctypes
+types, and three private attributes of a ``Uc`` (``_uch``, the engine handle; ``_hook_exception``,
+where its wrapped hooks keep what they raised; the name-mangled finalizer that frees the engine).  A
+binding without one of them is a ``CpuError`` naming it, at mount, before any guest exists.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ UC_PRIVATE: Final = ("_uch", "_hook_exception", "_Uc__finalizer")
 # The private names inside the binding's module, and one symbol inside libunicorn.
 MODULE_PRIVATE: Final = ("uclib", "uc_tlb_entry", "uc_context", "uc_hook_h")
 ENGINE_SYMBOL: Final = "check_exit_request_x86_64"  # where no_exit_request is read (_calibrate)
+FLUSH_PAGE_SYMBOL: Final = "tlb_flush_page_x86_64"  # QEMU's tlb_flush_page(CPUState *, addr)
 # Exported by the project's build of libunicorn (patches/unicorn/0001-store-fast-path.patch).
 PATCH_MARKER: Final = "lguestfs_store_fast_path"
 
@@ -77,6 +78,9 @@ class Binding:
         self.context_restore = self.fast("uc_context_restore", p, p)
         self.emu_stop = self.fast("uc_emu_stop", p)
         self.ctl = self.fast("uc_ctl", p, i)
+        if not hasattr(self.lib, FLUSH_PAGE_SYMBOL):
+            raise CpuError(f"libunicorn {VERSION} exports no {FLUSH_PAGE_SYMBOL}")
+        self.flush_page = self.fast(FLUSH_PAGE_SYMBOL, p, ctypes.c_uint64)
         self.intr_callback = ctypes.CFUNCTYPE(None, p, ctypes.c_uint32, p)
         self.tlb_fill_callback = ctypes.CFUNCTYPE(
             ctypes.c_bool, p, ctypes.c_uint64, i, ctypes.POINTER(self.tlb_entry), p

@@ -1,11 +1,11 @@
 """Calibration: where this libunicorn keeps the hidden state the Host needs, measured at mount.
 
-The register API does not reach everything the Host needs (see the facts in ``lguestfs.cpu``):
-the CPL bits of ``hflags``, the exception's error code and "was it an ``int``", the exception in
-flight, GDTR's 64-bit base, the engine's ``no_exit_request`` switch and the faulting address of a
-refused translation.  They are read and written at offsets inside a ``uc_context_save`` blob or
-the engine, found here by planting known values, never hard-coded: a rebuilt Unicorn of the same
-version (the project's patched wheel) moves them.
+The register API does not reach everything the Host needs (see the facts in ``lguestfs.cpu``): the
+CPL bits of ``hflags``, the exception's error code and "was it an ``int``", the exception in flight,
+GDTR's 64-bit base, the engine's ``no_exit_request`` switch, the faulting address of a refused
+translation and the engine's CPU (for QEMU's ``tlb_flush_page``).  They are read and written at
+offsets inside a ``uc_context_save`` blob or the engine, found here by planting known values, never
+hard-coded: a rebuilt Unicorn of the same version (the project's patched wheel) moves them.
 
 ``calibrate()`` runs once, from ``lguestfs.cli`` before the mount (and from the first ``Cpu`` if
 nothing called it).  It measures each offset, then checks every fact on its own against a value
@@ -49,6 +49,7 @@ class Calibration:
     old_exception: int  # blob: env->old_exception
     no_exit_request: int  # engine: uc->no_exit_request (a byte)
     fault_address: int  # engine: the address a refused translation faulted on (64 bits)
+    cpu: int  # engine: uc->cpu, the CPUState that QEMU's tlb_flush_page takes
 
 
 def _find(blob: bytes, value: int, size: int = 4, step: int = 1) -> set[int]:
@@ -147,6 +148,70 @@ def _no_exit_request_in_code(binding: Binding) -> int:
     return int.from_bytes(code[9:13], "little", signed=True)
 
 
+# Registers planted to recognise the CPU's state in memory: EAX, ECX, EDX, EBX lead ``env``.
+_PLANTED_REGS: Final = (0x5EED0000, 0x5EED1111, 0x5EED2222, 0x5EED3333)
+_CPU_STATE_SPAN: Final = 0x40000  # CPUState, and QEMU's TLB after it, precede env by less
+_ENV_PTR_WITHIN: Final = 0x1000  # CPUState's env_ptr sits near its start
+
+
+def _planted_engine() -> Any:
+    uc = new_uc()
+    x86 = x86_const
+    regs = (x86.UC_X86_REG_EAX, x86.UC_X86_REG_ECX, x86.UC_X86_REG_EDX, x86.UC_X86_REG_EBX)
+    for reg, value in zip(regs, _PLANTED_REGS, strict=True):
+        uc.reg_write(reg, value)
+    return uc
+
+
+def _is_cpu_state(uc: Any, address: int) -> bool:
+    """Whether ``address`` holds the ``CPUState`` of planted engine ``uc``: its ``env`` (the
+    planted registers) follows within ``_CPU_STATE_SPAN``, it points at that ``env`` in its first
+    ``_ENV_PTR_WITHIN`` bytes (``env_ptr``) and back at the engine (``uc``).  Read through
+    /proc/self/mem, so a word that is no pointer at all is only an error, never a crash."""
+    if not 0x10000 <= address < 1 << 47 or address & 7:
+        return False
+    try:
+        with open("/proc/self/mem", "rb", buffering=0) as mem:
+            mem.seek(address)
+            state = mem.read(_CPU_STATE_SPAN)
+    except (OSError, ValueError):
+        return False
+    env = state.find(b"".join(value.to_bytes(8, "little") for value in _PLANTED_REGS))
+    if env <= 0:
+        return False
+    words = struct.unpack_from(f"<{env // 8}Q", state)
+    env_ptr = address + env
+    return env_ptr in words[: _ENV_PTR_WITHIN // 8] and handle(uc) in words
+
+
+def _cpu_pointer(uc: Any, offset: int) -> int:
+    return ctypes.c_uint64.from_address(handle(uc) + offset).value
+
+
+def _fills_after_flushing_a_page(c: Calibration) -> list[int]:
+    """Load from 0x3000 and 0x4000, flush the page of 0x3000, run again: the pages refilled."""
+    uc = _planted_engine()
+    if not _is_cpu_state(uc, _cpu_pointer(uc, c.cpu)):
+        raise CpuError("libunicorn keeps its CPU elsewhere in the engine")
+    uc.ctl_set_tlb_mode(const.UC_TLB_VIRTUAL)
+    fills: list[int] = []
+
+    def fill(_u: Any, vaddr: int, _access: int, entry: Any, _data: Any) -> bool:
+        fills.append(vaddr & ~0xFFF)
+        entry.paddr, entry.perms = vaddr, const.UC_PROT_ALL
+        return True
+
+    uc.hook_add(const.UC_HOOK_TLB_FILL, fill)
+    uc.mem_map(0, 0x10000)
+    code = b"\xa1" + struct.pack("<I", 0x3000) + b"\xa1" + struct.pack("<I", 0x4000) + b"\xf4"
+    uc.mem_write(0x1000, code)  # mov (0x3000), %eax; mov (0x4000), %eax; hlt
+    uc.emu_start(0x1000, 0x1000 + len(code) - 1)
+    fills.clear()
+    c.binding.flush_page(_cpu_pointer(uc, c.cpu), 0x3000)
+    uc.emu_start(0x1000, 0x1000 + len(code) - 1)
+    return fills
+
+
 def measure(binding: Binding) -> Calibration:
     """Find every offset (not yet checked: see ``FACTS``)."""
     uc = new_uc()
@@ -169,6 +234,9 @@ def measure(binding: Binding) -> Calibration:
         engine = _engine_after_a_refused_access(binding, no_exit_request, code)
         here = _find(engine, address, size=8, step=8)
         found = here if found is None else found & here
+    planted = _planted_engine()
+    engine = ctypes.string_at(handle(planted), 0x4000)
+    cpu = {o for o in range(0, len(engine), 8) if _is_cpu_state(planted, _cpu_pointer(planted, o))}
     return Calibration(
         binding=binding,
         eip=eip,
@@ -179,6 +247,7 @@ def measure(binding: Binding) -> Calibration:
         old_exception=error_code + 112,
         no_exit_request=no_exit_request,
         fault_address=_one(found, "the faulting address"),
+        cpu=_one(cpu, "the CPU state"),
     )
 
 
@@ -251,6 +320,12 @@ def check_fault_address(c: Calibration) -> None:
         raise CpuError("libunicorn keeps a refused translation's address elsewhere")
 
 
+def check_cpu(c: Calibration) -> None:
+    """``tlb_flush_page`` on the CPU found there drops that page, and only it, from the TLB."""
+    if _fills_after_flushing_a_page(c) != [0x3000]:
+        raise CpuError("libunicorn's tlb_flush_page does not do what this Host knows")
+
+
 FACTS: Final[dict[str, Callable[[Calibration], None]]] = {
     "eip": check_eip,
     "hflags": check_hflags,
@@ -260,6 +335,7 @@ FACTS: Final[dict[str, Callable[[Calibration], None]]] = {
     "old_exception": check_old_exception,
     "no_exit_request": check_no_exit_request,
     "fault_address": check_fault_address,
+    "cpu": check_cpu,
 }
 
 _calibration: Calibration | None = None

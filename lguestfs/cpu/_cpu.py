@@ -123,7 +123,8 @@ class Cpu:
         uc.mem_map(self.host_page, PAGE_SIZE, const.UC_PROT_ALL)
         # the C entry points, on the instance: the hot paths look nothing up in modules
         self._reg_read, self._reg_write = lib.reg_read, lib.reg_write
-        self._emu_stop, self._ctl = lib.emu_stop, lib.ctl
+        self._emu_stop, self._ctl, self._flush_page = lib.emu_stop, lib.ctl, lib.flush_page
+        self._cpu_state = ctypes.c_uint64.from_address(self._handle + calibration.cpu).value
         self._running = False  # inside run(): hooks are being called
         self._install_hooks(hooks)
         self._value = ctypes.c_uint64()
@@ -325,6 +326,10 @@ class Cpu:
 
     def flush_tlb(self) -> None:
         self._ctl(self._handle, _TLB_FLUSH)
+
+    def flush_tlb_page(self, vaddr: int) -> None:
+        """Drop the TLB entries of one page (QEMU's ``tlb_flush_page``: calibrated ``cpu``)."""
+        self._flush_page(self._cpu_state, vaddr)
 
     def fault_address(self) -> int:
         """The address whose translation ``pagetables`` refused, ending the last run."""
