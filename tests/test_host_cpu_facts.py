@@ -79,6 +79,10 @@ def test_cpu() -> None:
     check("cpu")
 
 
+def test_env() -> None:
+    check("env")
+
+
 @pytest.mark.parametrize("fact", sorted(FACTS))
 def test_a_wrong_offset_fails_its_check(fact: str) -> None:
     with pytest.raises(CpuError):

@@ -63,6 +63,12 @@ measured again at every start and each has its own test (``tests/test_host_cpu_f
   kept in the engine (``uc->invalid_addr``, found by refusing two known addresses).  Unicorn sizes
   its TLB (256 entries at first) only when it is flushed, growing it when it was >70% full, so a
   large working set misses on every access until something flushes (``guest.TLB_GROW_FILLS``).
+* **The engine's CPU** (calibrated: ``cpu``, ``env``).  ``uc->cpu`` is QEMU's ``CPUState``; its
+  ``env`` holds the live registers a context blob copies.  Found by planting registers and
+  looking, through /proc/self/mem, for the object that holds them, points at them near its start
+  (``env_ptr``) and back at the engine.  ``tlb_flush_page`` (exported by libunicorn) on it drops
+  one page from the TLB, so a page-table change flushes only what it invalidates
+  (``pagetables``); the CPL is read from the live ``hflags`` with no call into the library.
 * **The GDT, out of the guest's reach** (calibrated: ``gdt_base``).  Unicorn reads descriptors from
   GDTR.base + index at the privilege of the code that loads a segment, through the same TLB as
   the guest's own accesses, so the GDT must be mapped somewhere, yet no guest access may reach it

@@ -50,6 +50,7 @@ class Calibration:
     no_exit_request: int  # engine: uc->no_exit_request (a byte)
     fault_address: int  # engine: the address a refused translation faulted on (64 bits)
     cpu: int  # engine: uc->cpu, the CPUState that QEMU's tlb_flush_page takes
+    env: int  # CPUState + this + a blob offset: that field, live (the blob holds a copy of env)
 
 
 def _find(blob: bytes, value: int, size: int = 4, step: int = 1) -> set[int]:
@@ -163,25 +164,34 @@ def _planted_engine() -> Any:
     return uc
 
 
-def _is_cpu_state(uc: Any, address: int) -> bool:
+def _env_offset(uc: Any, address: int) -> int | None:
     """Whether ``address`` holds the ``CPUState`` of planted engine ``uc``: its ``env`` (the
     planted registers) follows within ``_CPU_STATE_SPAN``, it points at that ``env`` in its first
-    ``_ENV_PTR_WITHIN`` bytes (``env_ptr``) and back at the engine (``uc``).  Read through
-    /proc/self/mem, so a word that is no pointer at all is only an error, never a crash."""
+    ``_ENV_PTR_WITHIN`` bytes (``env_ptr``) and back at the engine (``uc``); then where ``env``
+    starts in it, else None.  Read through /proc/self/mem, so a word that is no pointer at all
+    is only an error, never a crash."""
     if not 0x10000 <= address < 1 << 47 or address & 7:
-        return False
+        return None
     try:
         with open("/proc/self/mem", "rb", buffering=0) as mem:
             mem.seek(address)
             state = mem.read(_CPU_STATE_SPAN)
     except (OSError, ValueError):
-        return False
+        return None
     env = state.find(b"".join(value.to_bytes(8, "little") for value in _PLANTED_REGS))
     if env <= 0:
-        return False
+        return None
     words = struct.unpack_from(f"<{env // 8}Q", state)
-    env_ptr = address + env
-    return env_ptr in words[: _ENV_PTR_WITHIN // 8] and handle(uc) in words
+    if address + env in words[: _ENV_PTR_WITHIN // 8] and handle(uc) in words:
+        return env
+    return None
+
+
+def _blob_env(uc: Any) -> int:
+    """Where a context blob's copy of ``env`` starts: at the planted registers."""
+    blob = bytes(uc.context_save())
+    signature = b"".join(value.to_bytes(8, "little") for value in _PLANTED_REGS)
+    return _one(_find(blob, int.from_bytes(signature, "little"), len(signature)), "the blob's env")
 
 
 def _cpu_pointer(uc: Any, offset: int) -> int:
@@ -191,7 +201,7 @@ def _cpu_pointer(uc: Any, offset: int) -> int:
 def _fills_after_flushing_a_page(c: Calibration) -> list[int]:
     """Load from 0x3000 and 0x4000, flush the page of 0x3000, run again: the pages refilled."""
     uc = _planted_engine()
-    if not _is_cpu_state(uc, _cpu_pointer(uc, c.cpu)):
+    if _env_offset(uc, _cpu_pointer(uc, c.cpu)) is None:
         raise CpuError("libunicorn keeps its CPU elsewhere in the engine")
     uc.ctl_set_tlb_mode(const.UC_TLB_VIRTUAL)
     fills: list[int] = []
@@ -236,7 +246,8 @@ def measure(binding: Binding) -> Calibration:
         found = here if found is None else found & here
     planted = _planted_engine()
     engine = ctypes.string_at(handle(planted), 0x4000)
-    cpu = {o for o in range(0, len(engine), 8) if _is_cpu_state(planted, _cpu_pointer(planted, o))}
+    envs = {o: _env_offset(planted, _cpu_pointer(planted, o)) for o in range(0, len(engine), 8)}
+    cpu = {o for o, env in envs.items() if env is not None}
     return Calibration(
         binding=binding,
         eip=eip,
@@ -247,7 +258,8 @@ def measure(binding: Binding) -> Calibration:
         old_exception=error_code + 112,
         no_exit_request=no_exit_request,
         fault_address=_one(found, "the faulting address"),
-        cpu=_one(cpu, "the CPU state"),
+        cpu=(cpu_offset := _one(cpu, "the CPU state")),
+        env=(envs[cpu_offset] or 0) - _blob_env(planted),
     )
 
 
@@ -326,6 +338,22 @@ def check_cpu(c: Calibration) -> None:
         raise CpuError("libunicorn's tlb_flush_page does not do what this Host knows")
 
 
+def check_env(c: Calibration) -> None:
+    """The live state there holds what the register API wrote: EAX first, EIP and ``hflags``
+    where the blob has them (the Host reads the CPL there: ``Cpu.cpl``)."""
+    uc = _planted_engine()
+    cpu = _cpu_pointer(uc, c.cpu)
+    if _env_offset(uc, cpu) != c.env + _blob_env(uc):
+        raise CpuError("libunicorn keeps its live CPU state elsewhere")
+    uc.reg_write(x86_const.UC_X86_REG_EIP, 0x2468ACE0)
+    uc.reg_write(x86_const.UC_X86_REG_CR0, uc.reg_read(x86_const.UC_X86_REG_CR0) | 1)
+    if (
+        ctypes.c_uint32.from_address(cpu + c.env + c.eip).value,
+        ctypes.c_uint32.from_address(cpu + c.env + c.hflags).value & HF_PE_MASK,
+    ) != (0x2468ACE0, HF_PE_MASK):
+        raise CpuError("libunicorn keeps its live CPU state elsewhere")
+
+
 FACTS: Final[dict[str, Callable[[Calibration], None]]] = {
     "eip": check_eip,
     "hflags": check_hflags,
@@ -336,6 +364,7 @@ FACTS: Final[dict[str, Callable[[Calibration], None]]] = {
     "no_exit_request": check_no_exit_request,
     "fault_address": check_fault_address,
     "cpu": check_cpu,
+    "env": check_env,
 }
 
 _calibration: Calibration | None = None

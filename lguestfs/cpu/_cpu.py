@@ -125,6 +125,10 @@ class Cpu:
         self._reg_read, self._reg_write = lib.reg_read, lib.reg_write
         self._emu_stop, self._ctl, self._flush_page = lib.emu_stop, lib.ctl, lib.flush_page
         self._cpu_state = ctypes.c_uint64.from_address(self._handle + calibration.cpu).value
+        # The live hflags (calibrated ``env``): the CPL without a call into the library.
+        self._hflags = ctypes.c_uint32.from_address(
+            self._cpu_state + calibration.env + calibration.hflags
+        )
         self._running = False  # inside run(): hooks are being called
         self._install_hooks(hooks)
         self._value = ctypes.c_uint64()
@@ -226,7 +230,7 @@ class Cpu:
             self._emu_stop(self._handle)  # a hook moved EIP: end the run (see the module notes)
 
     def cpl(self) -> int:
-        return self.reg(CS) & 3
+        return self._hflags.value & HF_CPL_MASK
 
     def set_ts(self, on: bool) -> None:
         """CR0.TS: with it set, FPU instructions raise #NM."""
