@@ -8,9 +8,9 @@ link to ``MOUNTPOINT/lguest``, then ``lguest [--block=FILE] MEM_MB vmlinux [ARGS
 
 import argparse
 import sys
-from pathlib import Path
 
 from launcher.guests.lguest_c import LinuxBuildError, build_lguest_c, fetch_zlib
+from launcher.guests.linux import add_source_argument
 
 
 def main() -> int:
@@ -19,11 +19,7 @@ def main() -> int:
         description="Build Linux 2.6.24's launcher (Documentation/lguest/lguest.c) with the "
         "project's patches as a 32-bit program in the cache, and print its path.",
     )
-    parser.add_argument(
-        "--source", type=Path, metavar="TARBALL",
-        help="linux-2.6.24.tar.xz or .tar.bz2 (default: shared/linux-2.6.24/ beside the "
-        "repository, or $LGUESTFS_LINUX_SOURCE)",
-    )  # fmt: skip
+    add_source_argument(parser)
     parser.add_argument(
         "--unpatched", action="store_true",
         help="build lguest.c as shipped, without the project's patches (the daemon adopts its "

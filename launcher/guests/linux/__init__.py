@@ -26,6 +26,7 @@ changed; builds take a lock, so concurrent callers wait for one build.  Each bui
 (``<output>.log``); a failure raises ``LinuxBuildError``, one line ending with the log's path.
 """
 
+import argparse
 import contextlib
 import fcntl
 import hashlib
@@ -47,6 +48,7 @@ __all__ = [
     "WHERE_TO_PUT_SOURCE",
     "LinuxBuild",
     "LinuxBuildError",
+    "add_source_argument",
     "build_linux",
     "build_pc_kernel",
     "copy_disk",
@@ -85,6 +87,15 @@ def find_source() -> Path | None:
             if (directory / SHARED_SUBDIR / name).is_file():
                 return directory / SHARED_SUBDIR / name
     return None
+
+
+def add_source_argument(parser: argparse.ArgumentParser) -> None:
+    """The ``--source TARBALL`` option of every command that builds from the 2.6.24 tree."""
+    parser.add_argument(
+        "--source", type=Path, metavar="TARBALL",
+        help="linux-2.6.24.tar.xz or .tar.bz2 (default: shared/linux-2.6.24/ beside the "
+        f"repository, or ${SOURCE_ENV})",
+    )  # fmt: skip
 
 
 def source_or_fail(source: Path | None) -> Path:

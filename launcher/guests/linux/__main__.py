@@ -7,9 +7,8 @@ makes klibc's programs available (``scripts/setup`` runs it; ``setup:`` and a li
 
 import argparse
 import sys
-from pathlib import Path
 
-from launcher.guests.linux import LinuxBuildError, build_linux, klibc
+from launcher.guests.linux import LinuxBuildError, add_source_argument, build_linux, klibc
 
 
 def main() -> int:
@@ -18,11 +17,7 @@ def main() -> int:
         description="Build the Linux 2.6.24 guest (vmlinux, initramfs, ext2 disk) from a source "
         "tarball into the cache, and print the three paths.",
     )
-    parser.add_argument(
-        "--source", type=Path, metavar="TARBALL",
-        help="linux-2.6.24.tar.xz or .tar.bz2 (default: shared/linux-2.6.24/ beside the "
-        "repository, or $LGUESTFS_LINUX_SOURCE)",
-    )  # fmt: skip
+    add_source_argument(parser)
     parser.add_argument("--force", action="store_true", help="rebuild even what is cached")
     parser.add_argument(
         "--fetch-klibc", action="store_true",
