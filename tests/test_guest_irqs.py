@@ -1,6 +1,6 @@
 """Interrupts a launcher raises (LHREQ_IRQ) as the guest sees them, through the real mount.
 
-The test is the launcher here (``tests.support.handguest``: memory laid out as lguest-launch
+The test is the launcher here (``launcher.guests.handguest``: memory laid out as lguest-launch
 does, INITIALIZE, reads), so it can raise exactly the irqs it wants between two reads: the
 ``irq_order`` guest (``tests/guests/irq_order.c``) checks that they arrive on vector 0x20 + irq,
 lowest first, one per exit, and that an irq raised while it is halted wakes it at the next read
@@ -10,9 +10,9 @@ and holds back the ones above it (spec 5.1 step 6).
 
 import pytest
 
+from launcher.guests.handguest import GuestDied, HandGuest
 from lguestfs.abi import LHREQ_IRQ
 from tests.support.guests import test_guest
-from tests.support.handguest import GuestDied, HandGuest
 from tests.support.mount import Mount
 
 READ_TIMEOUT = 30.0

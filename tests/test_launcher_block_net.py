@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from launcher.netpeer import free_udp_ports
 from tests.support.launch import Launcher, run_launcher
 from tests.support.mount import Mount
-from tests.support.netpeer import free_udp_ports
 
 PROMPT = b"lguest> "
 SECTOR = 512

@@ -1,7 +1,7 @@
 """What lguest-launch does with what a guest tells it (and its mistakes), through a real mount.
 
 The guests are a few i386 instructions in a hand-made ELF (``tests.support.launch.elf32``, code
-builders from ``tests.support.handguest``): LGUEST_INIT, then exactly the NOTIFY or ring write
+builders from ``launcher.guests.handguest``): LGUEST_INIT, then exactly the NOTIFY or ring write
 under test.  So each test pins one launcher behaviour, independent of the default guest OS.
 """
 
@@ -10,8 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from launcher.guests.handguest import SPIN, hypercall, lguest_data_image
 from lguestfs import abi
-from tests.support.handguest import SPIN, hypercall, lguest_data_image
 from tests.support.launch import Launcher, elf32, run_launcher
 from tests.support.mount import Mount
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from launcher.guests.handguest import footprint
 from launcher.guests.linux import LinuxBuild, copy_disk
-from tests.support.handguest import footprint
 from tests.support.launch import Launcher, run_launcher
 from tests.support.linux import MEM_MB, PROMPT, linux_options
 from tests.support.mount import Mount

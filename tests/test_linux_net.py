@@ -2,7 +2,7 @@
 
 The guest's ``/init`` runs ``netup eth0`` (``launcher/guests/linux/tools``): eth0 gets the
 kernel command line's ``ip=`` (default 10.0.2.15/24), and ``ping`` is the guest's own.  Three
-ways to reach it: ``--net=udp:`` to ``NetPeer`` (``tests.support.netpeer``, a host at 10.0.2.2
+ways to reach it: ``--net=udp:`` to ``NetPeer`` (``launcher.netpeer``, a host at 10.0.2.2
 that answers ARP and echo requests and pings back), two launchers whose ``--net=udp:`` point at
 each other, and ``--tunnet`` to the host's own IP stack.  The tap test runs its launcher in a
 network namespace of its own (``unshare --net``): the tap device, its address and its route
@@ -18,10 +18,10 @@ import sys
 import pytest
 
 from launcher.guests.linux import LinuxBuild
+from launcher.netpeer import PEER_IP, NetPeer, free_udp_ports
 from tests.support.launch import Launcher
 from tests.support.linux import MEM_MB, PROMPT, linux_options
 from tests.support.mount import REPO_ROOT, Mount
-from tests.support.netpeer import PEER_IP, NetPeer, free_udp_ports
 
 GUEST_IP = "10.0.2.15"  # netup's default
 PING_SUMMARY = rb"(\d+) packets transmitted, (\d+) received, (\d+)% packet loss"
@@ -122,7 +122,7 @@ def test_tunnet_connects_a_linux_guest_to_the_host(mount: Mount, linux_build: Li
         launcher.expect(PROMPT, timeout=60)
         guest_ping(launcher, TAP_IP)
         namespace = f"--net=/proc/{launcher.pid}/ns/net"
-        pinger = [sys.executable, "-m", "tests.support.netpeer", "ping", GUEST_IP]
+        pinger = [sys.executable, "-m", "launcher.netpeer", "ping", GUEST_IP]
         host_ping = subprocess.run(
             ["nsenter", namespace, "--", *pinger],
             cwd=REPO_ROOT,

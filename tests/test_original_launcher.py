@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.handguest import footprint
+from launcher.guests.handguest import footprint
 from tests.support.launch import Launcher
 from tests.support.mount import Mount
 from tests.support.original import dev_lguest, original_launcher

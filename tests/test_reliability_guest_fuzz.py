@@ -2,7 +2,7 @@
 die with a reason, while the daemon and a canary guest beside them keep working.
 
 Each fuzz guest is machine code written straight over a small carrier guest's entry point
-(``tests.support.handguest``): it runs at privilege level 1 from its first instruction on the
+(``launcher.guests.handguest``): it runs at privilege level 1 from its first instruction on the
 launcher's identity-mapped tables.  Random bytes mostly fault at once (no IDT yet: "unhandled
 trap ..."); the hypercall guests first make a valid LGUEST_INIT, then a few hypercalls with random
 numbers and arguments drawn towards the edges (zero, the memory limit, the Host's top 4 MB, all
@@ -26,11 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from launcher.layout import PreparedGuest
-from lguestfs import abi
-from tests.support import LONG
-from tests.support.guests import test_guest
-from tests.support.handguest import (
+from launcher.guests.handguest import (
     LGUEST_DATA_AT,
     SPIN,
     GuestDied,
@@ -40,6 +36,10 @@ from tests.support.handguest import (
     initialised_guest,
     loop_back,
 )
+from launcher.layout import PreparedGuest
+from lguestfs import abi
+from tests.support import LONG
+from tests.support.guests import test_guest
 from tests.support.mount import Mount
 
 GUESTS_PER_KIND = 6000 if LONG else 600

@@ -35,12 +35,12 @@ from typing import NoReturn
 
 import pytest
 
+from launcher.guests.handguest import GuestDied, HandGuest, hypercall, initialised_guest, load
 from launcher.layout import PreparedGuest, prepare_guest
 from launcher.node import pack_words
 from lguestfs import abi
 from lguestfs.protocol import HELD_BREAKS_PER_GUEST
 from tests.support.guests import test_guest
-from tests.support.handguest import GuestDied, HandGuest, hypercall, initialised_guest, load
 from tests.support.mount import Mount
 from tests.test_reliability_isolation import reachable_mount
 

@@ -24,11 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from launcher.layout import PreparedGuest
-from lguestfs import abi
-from tests.support import LONG
-from tests.support.guests import test_guest
-from tests.support.handguest import (
+from launcher.guests.handguest import (
     SPIN,
     GuestDied,
     HandGuest,
@@ -37,6 +33,10 @@ from tests.support.handguest import (
     load,
     loop_back,
 )
+from launcher.layout import PreparedGuest
+from lguestfs import abi
+from tests.support import LONG
+from tests.support.guests import test_guest
 from tests.support.mount import Mount, mounted, skip_reason
 
 REPEATS = 200 if LONG else 20

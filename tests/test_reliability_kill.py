@@ -11,7 +11,7 @@ entry.  We kill a hundred of them at random moments and then count what the daem
 (threads, fds, mappings, anonymous memory) against what it held before.
 
 The launchers here are forks of the test process driving a guest by hand
-(``tests.support.handguest``), so that a random delay of a few milliseconds lands inside the
+(``launcher.guests.handguest``), so that a random delay of a few milliseconds lands inside the
 protocol rather than inside an interpreter's start-up; the daemon-killing test uses the real
 ``lguest-launch``.
 """
@@ -34,11 +34,7 @@ from typing import NoReturn
 
 import pytest
 
-from launcher.layout import PreparedGuest
-from lguestfs import abi
-from tests.support import LONG
-from tests.support.guests import test_guest
-from tests.support.handguest import (
+from launcher.guests.handguest import (
     Footprint,
     GuestDied,
     HandGuest,
@@ -47,6 +43,10 @@ from tests.support.handguest import (
     initialised_guest,
     loop_back,
 )
+from launcher.layout import PreparedGuest
+from lguestfs import abi
+from tests.support import LONG
+from tests.support.guests import test_guest
 from tests.support.launch import launcher_command
 from tests.support.mount import Mount, is_mounted, mounted, skip_reason
 from tests.support.polling import wait_until

@@ -26,17 +26,17 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 
-from launcher.layout import PreparedGuest
-from lguestfs import abi
-from tests.support import LONG
-from tests.support.guests import test_guest
-from tests.support.handguest import (
+from launcher.guests.handguest import (
     SPIN,
     HandGuest,
     footprint,
     hypercall,
     initialised_guest,
 )
+from launcher.layout import PreparedGuest
+from lguestfs import abi
+from tests.support import LONG
+from tests.support.guests import test_guest
 from tests.support.mount import Mount
 
 MEM_MB = 4

@@ -30,10 +30,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from launcher.guests.handguest import SPIN, HandGuest, hypercall, initialised_guest, loop_back
 from lguestfs import abi
 from tests.support import LONG
 from tests.support.guests import test_guest
-from tests.support.handguest import SPIN, HandGuest, hypercall, initialised_guest, loop_back
 from tests.support.mount import Mount
 
 EXAMPLES = 1500 if LONG else 150

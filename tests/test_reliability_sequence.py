@@ -17,10 +17,7 @@ from __future__ import annotations
 import os
 import time
 
-from lguestfs import abi
-from tests.support import LONG
-from tests.support.guests import test_guest
-from tests.support.handguest import (
+from launcher.guests.handguest import (
     LGUEST_DATA_AT,
     SPIN,
     GuestDied,
@@ -29,6 +26,9 @@ from tests.support.handguest import (
     hypercall,
     initialised_guest,
 )
+from lguestfs import abi
+from tests.support import LONG
+from tests.support.guests import test_guest
 from tests.support.mount import Mount
 
 GUESTS = 10_000 if LONG else 1000

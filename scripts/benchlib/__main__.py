@@ -92,6 +92,7 @@ GROUPS: list[tuple[str, tuple[str, ...], Measure]] = [
             "linux_ramfs_read",
             "linux_user_buffer",
             "linux_disk_read",
+            "linux_ping",
         ),
         _linux,
     ),

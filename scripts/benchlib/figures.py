@@ -174,6 +174,11 @@ SPECS: dict[str, Spec] = {
         "MB/s",
         note="lguestfs only: dd of a 32 MiB virtio disk, 1 MiB blocks, page cache dropped first",
     ),
+    "linux_ping": Spec(
+        "Linux: 20 pings through the guest's network stack",
+        "s",
+        note="lguestfs only: ping -c 20 -i 0 to launcher.netpeer's peer on --net=udp:",
+    ),
 }
 
 

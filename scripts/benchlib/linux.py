@@ -7,13 +7,14 @@ quotes keep the echoed command line from matching); a status other than 0 fails 
 
 Both guests boot the same source, config (plus a serial console for the PC), initramfs and shell:
 on lguestfs the ``vmlinux`` of ``launcher.guests.linux.build_linux`` through ``lguest-launch``
-(with a scratch disk for the disk figure), on QEMU the ``bzImage`` of ``build_pc_kernel``
-(``benchlib.qemu``).  A repetition boots lguestfs's guest and runs every workload, then QEMU's
-and runs every workload it can (the disk read is lguestfs's alone); repetitions alternate like
-that, so the drift of a shared machine hits both alike.  A figure is the median over the
-repetitions, QEMU's median is its reference and the ratio is lguestfs's time over QEMU's: 1.0 is
-level, 10 is ten times slower.  The table's spread column is each side's (max - min) / 2 /
-median, the noise of that figure.
+(with a scratch disk for the disk figure and ``launcher.netpeer.NetPeer`` on ``--net=udp:`` for
+the ping figure), on QEMU the ``bzImage`` of ``build_pc_kernel`` (``benchlib.qemu``).  A
+repetition boots lguestfs's guest and runs every workload, then QEMU's and runs every workload
+it can (the disk read and the ping are lguestfs's alone); repetitions alternate like that, so
+the drift of a shared machine hits both alike.  A figure is the median over the repetitions,
+QEMU's median is its reference and the ratio is lguestfs's time over QEMU's: 1.0 is level, 10 is
+ten times slower.  The table's spread column is each side's (max - min) / 2 / median, the noise
+of that figure.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from benchlib.figures import Plan, figure
 from benchlib.qemu import qemu_console
 from benchlib.report import Figure, progress
 from launcher.guests.linux import PROMPT
+from launcher.netpeer import PEER_IP, NetPeer
 
 QUICK_PAIRS = 3  # lguestfs-then-QEMU repetitions in a quick run (--long: plan.repetitions)
 MEM_MB = 128
@@ -42,6 +44,7 @@ LGUEST_STOP_SECONDS = 10.0  # after "exit", the guest's /init powers off and the
 MiB = 1 << 20
 MB = 1_000_000
 RAMFS_FILE = "/tmp/bench"  # the initramfs's root is a ramfs
+PINGS = 20  # echo requests in one "linux_ping" run, back to back
 
 
 def repeat(times: int, command: str) -> str:
@@ -84,6 +87,7 @@ WORKLOADS = (
         megabytes=DISK_MB * MiB / MB,
         lguest_only=True,
     ),
+    Workload("linux_ping", f"ping -q -c {PINGS} -i 0 {PEER_IP} >/dev/null", lguest_only=True),
 )
 
 
@@ -117,12 +121,14 @@ def run_all(
         )
 
 
-def lguest_console(plan: Plan, initramfs: Path, vmlinux: Path, disk: Path) -> Console:
+def lguest_console(
+    plan: Plan, initramfs: Path, vmlinux: Path, disk: Path, peer: NetPeer
+) -> Console:
     """``lguest-launch`` of the Linux guest on the bench's mount, as a console."""
     console = Console(
         [
             sys.executable, "-m", "launcher", "--device", str(plan.mountpoint / "lguest"),
-            f"--initrd={initramfs}", f"--block={disk}", str(MEM_MB), str(vmlinux),
+            f"--initrd={initramfs}", f"--block={disk}", peer.net_option, str(MEM_MB), str(vmlinux),
         ]
     )  # fmt: skip
     console.stop_seconds = LGUEST_STOP_SECONDS
@@ -141,14 +147,14 @@ def linux(plan: Plan) -> list[Figure]:
     qemu: dict[str, list[float]] = {
         key: [] for key in keys if key not in {w.key for w in WORKLOADS if w.lguest_only}
     }
-    with tempfile.TemporaryDirectory(prefix="lguestfs-bench-linux-") as workdir:
+    with tempfile.TemporaryDirectory(prefix="lguestfs-bench-linux-") as workdir, NetPeer() as peer:
         scratch = Path(workdir) / "scratch.img"
         scratch.write_bytes(os.urandom(DISK_MB * MiB))
         pairs = plan.repetitions if plan.long else QUICK_PAIRS
         for pair in range(pairs):
             progress(f"linux: pair {pair + 1} of {pairs} (load {os.getloadavg()[0]:.2f})")
             start = time.perf_counter()
-            with lguest_console(plan, build.initramfs, build.vmlinux, scratch) as console:
+            with lguest_console(plan, build.initramfs, build.vmlinux, scratch, peer) as console:
                 run_all(console, start, lguest, numbers)
                 console.type("exit")
             start = time.perf_counter()

@@ -1,6 +1,6 @@
 """Driving the bench guest through the node: the bench plays the launcher.
 
-``BenchGuest`` is a ``tests.support.handguest.HandGuest`` (guest memory laid out by the launcher's
+``BenchGuest`` is a ``launcher.guests.handguest.HandGuest`` (guest memory laid out by the launcher's
 own ``prepare_guest``, ``MOUNT/lguest`` opened and INITIALIZEd here) that reads until the guest's
 first BENCH_DONE.  From then on every measured operation is: write a command into
 ``bench_command`` through the shared memory (the guest is stopped between two reads), then read
@@ -18,8 +18,8 @@ from pathlib import Path
 
 from benchlib.elfinfo import physical, symbols
 from launcher.closing import Closing
+from launcher.guests.handguest import HandGuest
 from lguestfs.abi import LHREQ_BREAK, LHREQ_IRQ
-from tests.support.handguest import HandGuest
 
 # The words bench_ops.c NOTIFYs.
 BENCH_DONE = 0xBE0C0001

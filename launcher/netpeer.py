@@ -9,7 +9,7 @@ launcher's UDP port too (``net_option`` says both), so it can speak first.
 
 ``free_udp_ports`` finds ports for launchers that talk to each other.  ``host_ping`` is the
 host's own ping (a raw socket), for a guest on a tap device (``--tunnet``);
-``python -m tests.support.netpeer ping ADDRESS`` runs it (in another network namespace, say)
+``python -m launcher.netpeer ping ADDRESS`` runs it (in another network namespace, say)
 and prints the round trip in ms, exiting 1 without a reply.
 
 Used by the Linux network tests and by ``scripts/bench --only linux``.
@@ -190,7 +190,7 @@ class NetPeer(Closing):
 
 if __name__ == "__main__":
     if len(sys.argv) != 3 or sys.argv[1] != "ping":
-        sys.exit("usage: python -m tests.support.netpeer ping ADDRESS")
+        sys.exit("usage: python -m launcher.netpeer ping ADDRESS")
     rtt = host_ping(sys.argv[2])
     print("no reply" if rtt is None else f"{rtt * 1000:.3f} ms")
     sys.exit(rtt is None)
