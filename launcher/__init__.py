@@ -16,8 +16,10 @@ Read it in the order a guest comes to life:
 8. ``node``      -- finding the node, and the words requests are made of.
 9. ``errors``    -- ``LaunchError``: every failure is one line.
 10. ``identity`` -- making sure this ``launcher`` is lguestfs's: the name is a common one.
+11. ``netpeer``  -- a host at 10.0.2.2 on the other end of ``--net=udp:`` (ARP, ICMP echo).
 
-``layout.prepare_guest`` is also what tests use to boot a guest by hand.
+``layout.prepare_guest`` is also what ``guests.handguest`` uses to drive a guest by hand (tests
+and the bench).
 """
 
 __project__ = "lguestfs"  # what launcher.identity looks for

@@ -5,5 +5,6 @@
 links (``rt/lguest.h`` documents it), ``os/`` the project's own small OS, and ``build.py`` turns
 them, or one of the test guests in ``tests/guests/``, into an ELF file the launcher boots:
 ``launcher.guests.build.build_guest("os")`` or ``build_single(path)``.  Everything built goes
-to the cache directory of ``cache.py``.
+to the cache directory of ``cache.py``.  ``handguest.py`` drives a guest by hand through the
+node (no devices), with small i386 code builders, for the tests and the bench.
 """
