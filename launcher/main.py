@@ -118,6 +118,19 @@ class _AddDevice(argparse.Action):
         namespace.devices = [*namespace.devices, (self.const, value)]
 
 
+def command(
+    mount: os.PathLike[str] | str | None,
+    mem_mb: int | str,
+    guest: Path | str,
+    *args: str,
+    options: Sequence[str] = (),
+) -> list[str]:
+    """argv that runs this program (``python -m launcher``, the same as ``lguest-launch``) on the
+    node under ``mount`` (``None``: the default node), for tests, the bench and scripts."""
+    device = ["--device", str(Path(mount) / NODE_NAME)] if mount is not None else []
+    return [sys.executable, "-m", "launcher", *device, *options, str(mem_mb), str(guest), *args]
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROGRAM,

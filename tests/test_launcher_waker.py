@@ -10,7 +10,8 @@ import termios
 import time
 from pathlib import Path
 
-from tests.support.launch import Launcher, launcher_command
+from launcher.main import command as launcher_command
+from tests.support.launch import Launcher
 from tests.support.mount import Mount
 
 PROMPT = b"lguest> "

@@ -44,10 +44,10 @@ from launcher.guests.handguest import (
     loop_back,
 )
 from launcher.layout import PreparedGuest
+from launcher.main import command as launcher_command
 from lguestfs import abi
 from tests.support import LONG
 from tests.support.guests import test_guest
-from tests.support.launch import launcher_command
 from tests.support.mount import Mount, is_mounted, mounted, skip_reason
 from tests.support.polling import wait_until
 

@@ -29,15 +29,15 @@ Measure = Callable[[Plan], list[Figure]]
 
 def _boot(plan: Plan) -> list[Figure]:
     from launcher.guests.build import build_guest
-    from tests.support.launch import launcher_command
+    from launcher.main import command as launcher_command
 
     os_elf = build_guest("os")
     return figures.boot(plan, os_elf, lambda mount, elf: launcher_command(mount, 64, elf))
 
 
 def _block(plan: Plan) -> list[Figure]:
+    from launcher.main import command as launcher_command
     from tests.support.guests import test_guest
-    from tests.support.launch import launcher_command
 
     return figures.block(
         plan,

@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from benchlib.figures import Plan, figure
 from benchlib.qemu import qemu_console
 from benchlib.report import Figure, progress
 from launcher.guests.linux import PROMPT
+from launcher.main import command
 from launcher.netpeer import PEER_IP, NetPeer
 
 QUICK_PAIRS = 3  # lguestfs-then-QEMU repetitions in a quick run (--long: plan.repetitions)
@@ -125,12 +125,8 @@ def lguest_console(
     plan: Plan, initramfs: Path, vmlinux: Path, disk: Path, peer: NetPeer
 ) -> Console:
     """``lguest-launch`` of the Linux guest on the bench's mount, as a console."""
-    console = Console(
-        [
-            sys.executable, "-m", "launcher", "--device", str(plan.mountpoint / "lguest"),
-            f"--initrd={initramfs}", f"--block={disk}", peer.net_option, str(MEM_MB), str(vmlinux),
-        ]
-    )  # fmt: skip
+    options = [f"--initrd={initramfs}", f"--block={disk}", peer.net_option]
+    console = Console(command(plan.mountpoint, MEM_MB, vmlinux, options=options))
     console.stop_seconds = LGUEST_STOP_SECONDS
     return console
 

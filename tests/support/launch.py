@@ -26,29 +26,17 @@ import selectors
 import signal
 import struct
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from launcher.closing import Closing
+from launcher.main import command as launcher_command
 from launcher.virtqueue import Direction, GuestSpace, Virtqueue
 
 DEFAULT_TIMEOUT = 30.0
 MountLike = os.PathLike[str] | str  # the mount fixture's Mount, or a mount point path
-
-
-def launcher_command(
-    mount: MountLike | None,
-    mem_mb: int | str,
-    guest: Path | str,
-    *args: str,
-    options: Sequence[str] = (),
-) -> list[str]:
-    """argv for ``python -m launcher`` (the same program as ``lguest-launch``)."""
-    device = ["--device", str(Path(mount) / "lguest")] if mount is not None else []
-    return [sys.executable, "-m", "launcher", *device, *options, str(mem_mb), str(guest), *args]
 
 
 @dataclass
