@@ -11,6 +11,8 @@ must keep running:
   so no daemon thread can ever block in a page fault of it;
 * a thousand waker handles each holding BREAK 1: past ``protocol.HELD_BREAKS_PER_GUEST`` they
   get EAGAIN at once, so the owner's BREAK 0 and other guests are always served;
+* many guests each holding BREAK 1 within their own bound, together at ``protocol.HELD_BREAKS``:
+  the next gets EAGAIN at once, and the owners' BREAK 0 and other guests' reads are served;
 * other users reading ``status`` of a guest on an ``--allow-other`` mount (EACCES);
 * a private ``mmap`` of the node, whose page faults would run the guest.
 """
@@ -22,6 +24,7 @@ import errno
 import fcntl
 import mmap
 import os
+import select
 import shutil
 import signal
 import struct
@@ -39,7 +42,8 @@ from launcher.guests.handguest import GuestDied, HandGuest, hypercall, initialis
 from launcher.layout import PreparedGuest, prepare_guest
 from launcher.node import pack_words
 from lguestfs import abi
-from lguestfs.protocol import HELD_BREAKS_PER_GUEST
+from lguestfs.node import waker_path
+from lguestfs.protocol import HELD_BREAKS, HELD_BREAKS_PER_GUEST
 from tests.support.guests import test_guest
 from tests.support.mount import Mount
 from tests.test_reliability_isolation import reachable_mount
@@ -329,6 +333,97 @@ def test_a_thousand_wakers_held_in_break_leave_the_daemon_serving_everyone(mount
             if said_ready >= 0:
                 os.close(said_ready)
     assert "BREAK 1 writers already held" in mount.log()
+
+
+BREAKING_GUESTS = HELD_BREAKS // HELD_BREAKS_PER_GUEST  # owners, each holding its guest's bound
+
+
+def guest_full_of_breaks(mountpoint: Path, kernel: Path, ready: int, go: int) -> NoReturn:
+    """An owner process: its guest, then one more than ``HELD_BREAKS_PER_GUEST`` threads each
+    writing BREAK 1 on a waker handle of its own.  Says "ready" on ``ready`` once the one too many
+    was refused (so the rest are held), writes BREAK 0 once ``go`` says so; exits 0 once every
+    thread has ended, the held ones released and the extra one refused with EAGAIN."""
+    status = 1
+    try:
+        with HandGuest(mountpoint, kernel, mem_mb=MEM_MB) as owner:
+            waker = waker_path(mountpoint, os.getpid())
+            fds = [os.open(waker, os.O_RDWR) for _ in range(HELD_BREAKS_PER_GUEST + 1)]
+            refused: list[int] = []
+            released: list[int] = []
+
+            def hold(fd: int) -> None:
+                try:
+                    os.write(fd, BREAK_1)
+                    released.append(fd)
+                except OSError as error:
+                    refused.append(error.errno or 0)
+
+            threads = [threading.Thread(target=hold, args=(fd,), daemon=True) for fd in fds]
+            for thread in threads:
+                thread.start()
+            deadline = time.monotonic() + ATTACK_SETTLES_WITHIN
+            while not refused and time.monotonic() < deadline:
+                time.sleep(0.01)
+            os.write(ready, b"!")
+            os.read(go, 1)
+            owner.write(abi.LHREQ_BREAK, 0)
+            for thread in threads:
+                thread.join()
+            if refused == [errno.EAGAIN] and len(released) == HELD_BREAKS_PER_GUEST:
+                status = 0
+            else:
+                status = 2
+    finally:
+        os._exit(status)
+
+
+def test_breaks_held_on_many_guests_are_bounded_for_the_whole_daemon(mount: Mount) -> None:
+    kernel = test_guest("spin")
+    ready, said_ready = os.pipe()
+    wait_go, go = os.pipe()
+    owners: list[int] = []
+    try:
+        for _ in range(BREAKING_GUESTS):
+            pid = os.fork()
+            if pid == 0:
+                os.close(ready)
+                os.close(go)
+                guest_full_of_breaks(mount.path, kernel, said_ready, wait_go)
+            owners.append(pid)
+        os.close(said_ready)
+        said_ready = -1
+        for _ in owners:
+            said = select.select([ready], [], [], 2 * ATTACK_SETTLES_WITHIN)[0]
+            assert said and os.read(ready, 1) == b"!", "an owner could not hold its BREAKs"
+        with HandGuest(mount.path, kernel, mem_mb=MEM_MB, patch=notify_loop()) as other:
+            assert other.read(timeout=10.0) == NOTIFY_WORD
+            refusals: list[int] = []
+
+            def one_too_many() -> None:
+                fd = os.open(mount.waker(os.getpid()), os.O_RDWR)
+                try:
+                    os.write(fd, BREAK_1)
+                except OSError as error:
+                    refusals.append(error.errno or 0)
+                finally:
+                    os.close(fd)
+
+            assert answered(one_too_many), "the BREAK past the daemon's bound was held"
+            assert refusals == [errno.EAGAIN]
+            for _ in range(10):
+                assert other.read(timeout=10.0) == NOTIFY_WORD
+        os.write(go, b"!" * len(owners))
+        while owners:
+            _, status = os.waitpid(owners.pop(), 0)
+            assert os.waitstatus_to_exitcode(status) == 0, "an owner's BREAKs were not served"
+    finally:
+        for pid in owners:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        for fd in (ready, said_ready, wait_go, go):
+            if fd >= 0:
+                os.close(fd)
+    assert f"{HELD_BREAKS} BREAK 1 writers already held by the daemon" in mount.log()
 
 
 # --- also seen: what other users learn from status ------------------------------------------------
