@@ -13,6 +13,8 @@ must keep running:
   get EAGAIN at once, so the owner's BREAK 0 and other guests are always served;
 * many guests each holding BREAK 1 within their own bound, together at ``protocol.HELD_BREAKS``:
   the next gets EAGAIN at once, and the owners' BREAK 0 and other guests' reads are served;
+* two guests looping SET_CLOCKEVENT(1 ns), halting or not: an innocent guest goes on (it keeps
+  about a third of its notify rate, as beside two guests making ordinary notify round trips);
 * other users reading ``status`` of a guest on an ``--allow-other`` mount (EACCES);
 * a private ``mmap`` of the node, whose page faults would run the guest.
 """
@@ -22,8 +24,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import mmap
 import os
+import re
 import select
 import shutil
 import signal
@@ -38,7 +42,14 @@ from typing import NoReturn
 
 import pytest
 
-from launcher.guests.handguest import GuestDied, HandGuest, hypercall, initialised_guest, load
+from launcher.guests.handguest import (
+    GuestDied,
+    HandGuest,
+    hypercall,
+    initialised_guest,
+    load,
+    loop_back,
+)
 from launcher.layout import PreparedGuest, prepare_guest
 from launcher.node import pack_words
 from lguestfs import abi
@@ -46,6 +57,7 @@ from lguestfs.node import waker_path
 from lguestfs.protocol import HELD_BREAKS, HELD_BREAKS_PER_GUEST
 from tests.support.guests import test_guest
 from tests.support.mount import Mount
+from tests.support.polling import wait_until
 from tests.test_reliability_isolation import reachable_mount
 
 MEM_MB = 4
@@ -424,6 +436,61 @@ def test_breaks_held_on_many_guests_are_bounded_for_the_whole_daemon(mount: Moun
             if fd >= 0:
                 os.close(fd)
     assert f"{HELD_BREAKS} BREAK 1 writers already held by the daemon" in mount.log()
+
+
+# --- also seen: a timer storm ---------------------------------------------------------------------
+
+STORMERS = 2  # guests asking for an interrupt 1 ns from now, for ever
+STORM = hypercall(abi.LHCALL_SET_CLOCKEVENT, 1)
+STORMING = 1000  # SET_CLOCKEVENTs each stormer has made before the innocent starts
+STORMED_READS = 1000  # the innocent's notifies during the storm (a fraction of a second alone)
+
+
+def storming(mount: Mount, pid: int) -> bool:
+    """Has launcher ``pid``'s guest made ``STORMING`` SET_CLOCKEVENTs (says its status)?"""
+    try:
+        status = mount.status(pid)
+    except FileNotFoundError:  # no guest yet
+        return False
+    found = re.search(r"^\s*SET_CLOCKEVENT\s+(\d+)$", status, re.MULTILINE)
+    return found is not None and int(found.group(1)) >= STORMING
+
+
+def run_for_ever(
+    mountpoint: Path, kernel: Path, patch: Callable[[PreparedGuest], None]
+) -> NoReturn:
+    """A launcher process whose guest never NOTIFYs: one read, until it is killed."""
+    try:
+        with HandGuest(mountpoint, kernel, mem_mb=MEM_MB, patch=patch) as guest:
+            guest.read()
+    finally:
+        os._exit(0)
+
+
+@pytest.mark.parametrize("halting", [False, True], ids=["spinning", "halting"])
+def test_a_timer_storm_from_two_guests_leaves_an_innocent_guest_running(
+    mount: Mount, halting: bool
+) -> None:
+    kernel = test_guest("spin")
+    code = STORM + hypercall(abi.LHCALL_HALT) if halting else STORM
+    stormers: list[int] = []
+    try:
+        for _ in range(STORMERS):
+            pid = os.fork()
+            if pid == 0:
+                run_for_ever(mount.path, kernel, initialised_guest(loop_back(code)))
+            stormers.append(pid)
+        for pid in stormers:
+            wait_until(functools.partial(storming, mount, pid), ANSWER_WITHIN, "storming")
+        with HandGuest(mount.path, kernel, mem_mb=MEM_MB, patch=notify_loop()) as one:
+            for _ in range(STORMED_READS):
+                assert one.read(timeout=10.0) == NOTIFY_WORD
+        for pid in stormers:
+            assert os.waitpid(pid, os.WNOHANG) == (0, 0), "a storming guest ended"
+    finally:
+        for pid in stormers:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
 
 
 # --- also seen: what other users learn from status ------------------------------------------------
