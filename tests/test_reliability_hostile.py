@@ -291,6 +291,23 @@ def wakers_attack(waker: Path, ready: int) -> NoReturn:
         os._exit(status)
 
 
+def all_exited_0(children: list[int]) -> bool:
+    """Wait for each forked child (taken off the list once reaped): did every one exit 0?"""
+    statuses = []
+    while children:
+        _, status = os.waitpid(children.pop(), 0)
+        statuses.append(os.waitstatus_to_exitcode(status))
+    return all(status == 0 for status in statuses)
+
+
+def kill_all(children: list[int]) -> None:
+    """SIGKILL and reap the forked children still on the list (a test's cleanup)."""
+    while children:
+        pid = children.pop()
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
 def answered(action: Callable[[], object], timeout: float = ANSWER_WITHIN) -> bool:
     """Did ``action`` (requests to the node) finish within ``timeout``?  A request the daemon never
     takes up cannot be interrupted, so it runs in a thread that is left behind if it hangs."""
@@ -334,13 +351,9 @@ def test_a_thousand_wakers_held_in_break_leave_the_daemon_serving_everyone(mount
             assert answered(newcomer), "a newcomer's open was not answered"
             assert answered(another_guest, 3 * ANSWER_WITHIN), "another guest was not served"
             assert answered(lambda: owner.write(abi.LHREQ_BREAK, 0)), "BREAK 0 was not answered"
-            while attackers:
-                _, status = os.waitpid(attackers.pop(), 0)
-                assert os.waitstatus_to_exitcode(status) == 0, "the excess wakers got no EAGAIN"
+            assert all_exited_0(attackers), "the excess wakers got no EAGAIN"
         finally:
-            for attacker in attackers:
-                os.kill(attacker, signal.SIGKILL)
-                os.waitpid(attacker, 0)
+            kill_all(attackers)
             os.close(ready)
             if said_ready >= 0:
                 os.close(said_ready)
@@ -425,13 +438,9 @@ def test_breaks_held_on_many_guests_are_bounded_for_the_whole_daemon(mount: Moun
             for _ in range(10):
                 assert other.read(timeout=10.0) == NOTIFY_WORD
         os.write(go, b"!" * len(owners))
-        while owners:
-            _, status = os.waitpid(owners.pop(), 0)
-            assert os.waitstatus_to_exitcode(status) == 0, "an owner's BREAKs were not served"
+        assert all_exited_0(owners), "an owner's BREAKs were not served"
     finally:
-        for pid in owners:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+        kill_all(owners)
         for fd in (ready, said_ready, wait_go, go):
             if fd >= 0:
                 os.close(fd)
@@ -488,9 +497,7 @@ def test_a_timer_storm_from_two_guests_leaves_an_innocent_guest_running(
         for pid in stormers:
             assert os.waitpid(pid, os.WNOHANG) == (0, 0), "a storming guest ended"
     finally:
-        for pid in stormers:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+        kill_all(stormers)
 
 
 # --- also seen: what other users learn from status ------------------------------------------------
