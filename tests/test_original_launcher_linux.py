@@ -102,7 +102,7 @@ def test_sigstop_and_sigcont_while_it_reads_leave_it_running(
     booted: tuple[Launcher, Path],
 ) -> None:
     launcher, _ = booted
-    assert blocked_in_read(launcher.pid)
+    wait_until(lambda: blocked_in_read(launcher.pid), 5.0, "asleep in its read")
     os.kill(launcher.pid, signal.SIGSTOP)
     time.sleep(STOPPED_FOR)
     os.kill(launcher.pid, signal.SIGCONT)
@@ -116,7 +116,7 @@ def test_strace_attaching_while_it_reads_leaves_it_running(
     booted: tuple[Launcher, Path],
 ) -> None:
     launcher, _ = booted
-    assert blocked_in_read(launcher.pid)
+    wait_until(lambda: blocked_in_read(launcher.pid), 5.0, "asleep in its read")
     tracer = subprocess.Popen(
         ["strace", "-p", str(launcher.pid), "-o", os.devnull], stderr=subprocess.DEVNULL
     )
