@@ -180,6 +180,91 @@ def guarded(handler: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Corouti
     return wrapper
 
 
+class Inodes:
+    """The node tree's inodes: ``lguest``, ``guests/``, ``guests/<pid>/{waker,status}`` (fact 3:
+    every lookup of ``lguest``, ``waker`` and ``status`` gets a fresh one, kept until FORGET)."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+        self.nodes: dict[int, Node] = {
+            pyfuse3.ROOT_INODE: Node(pyfuse3.ROOT_INODE, Kind.ROOT),
+            GUESTS_INODE: Node(GUESTS_INODE, Kind.GUESTS),
+        }
+        self.guest_dirs: dict[str, Node] = {}  # session name -> its directory's node
+        self.next_inode = GUESTS_INODE + 1
+        self.started_ns = time.time_ns()
+        self.uid, self.gid = os.getuid(), os.getgid()
+
+    def new(self, kind: Kind, session: Session | None = None) -> Node:
+        node = Node(self.next_inode, kind, session)
+        self.next_inode += 1
+        self.nodes[node.inode] = node
+        return node
+
+    def live(self, node: Node) -> bool:
+        """A guest's nodes die with the session (the owner's release)."""
+        return (
+            node.session is None or self._registry.sessions.get(node.session.name) is node.session
+        )
+
+    def get(self, inode: int) -> Node:
+        node = self.nodes.get(inode)
+        if node is None or not self.live(node):
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        return node
+
+    def guest_dir(self, session: Session) -> Node:
+        node = self.guest_dirs.get(session.name)
+        if node is None or node.session is not session:
+            node = self.guest_dirs[session.name] = self.new(Kind.GUEST_DIR, session)
+        return node
+
+    def child(self, parent: Node, name: str) -> Node:
+        """The node ``name`` in ``parent``: ``lguest``, ``waker``, ``status`` are new each time."""
+        if parent.kind is Kind.ROOT:
+            if name == NODE_NAME:
+                return self.new(Kind.DEVICE)
+            if name == GUESTS_NAME:
+                return self.nodes[GUESTS_INODE]
+        elif parent.kind is Kind.GUESTS:
+            session = self._registry.sessions.get(name)
+            if session is not None:
+                return self.guest_dir(session)
+        elif parent.kind is Kind.GUEST_DIR:
+            if name == WAKER_NAME:
+                return self.new(Kind.WAKER, parent.session)
+            if name == STATUS_NAME:
+                return self.new(Kind.STATUS, parent.session)
+        raise pyfuse3.FUSEError(errno.ENOENT)
+
+    def children(self, parent: Node) -> list[str]:
+        if parent.kind is Kind.ROOT:
+            return [NODE_NAME, GUESTS_NAME]
+        if parent.kind is Kind.GUESTS:
+            return sorted(self._registry.sessions)
+        if parent.kind is Kind.GUEST_DIR:
+            return [STATUS_NAME, WAKER_NAME]
+        raise pyfuse3.FUSEError(errno.ENOTDIR)
+
+    def forget_one(self, node: Node) -> None:
+        if node.lookups <= 0 and node.inode not in (pyfuse3.ROOT_INODE, GUESTS_INODE):
+            del self.nodes[node.inode]
+            if node.session is not None and self.guest_dirs.get(node.session.name) is node:
+                del self.guest_dirs[node.session.name]
+
+    def attributes(self, node: Node) -> pyfuse3.EntryAttributes:
+        attrs = pyfuse3.EntryAttributes()
+        attrs.st_ino = node.inode
+        attrs.st_mode = MODES[node.kind]
+        attrs.st_nlink = 2 if stat.S_ISDIR(attrs.st_mode) else 1
+        attrs.st_uid, attrs.st_gid = self.uid, self.gid
+        attrs.st_size = DEVICE_SIZE if node.kind in (Kind.DEVICE, Kind.WAKER) else 0
+        attrs.st_blksize = 4096
+        attrs.entry_timeout = attrs.attr_timeout = 0  # fresh inodes; guests come and go
+        attrs.st_atime_ns = attrs.st_mtime_ns = attrs.st_ctime_ns = self.started_ns
+        return attrs
+
+
 class LguestFS(pyfuse3.Operations):
     """The node tree and its handles."""
 
@@ -191,17 +276,10 @@ class LguestFS(pyfuse3.Operations):
         super().__init__()
         self.registry = Registry()
         self.starter = starter
-        self.nodes: dict[int, Node] = {
-            pyfuse3.ROOT_INODE: Node(pyfuse3.ROOT_INODE, Kind.ROOT),
-            GUESTS_INODE: Node(GUESTS_INODE, Kind.GUESTS),
-        }
-        self.guest_dirs: dict[str, Node] = {}  # session name -> its directory's node
-        self.next_inode = GUESTS_INODE + 1
+        self.inodes = Inodes(self.registry)
         self.handles: dict[int, Handle | StatusText] = {}
         self.handles_of: collections.Counter[int] = collections.Counter()  # opener pid -> handles
         self.next_fh = 1
-        self.started_ns = time.time_ns()
-        self.uid, self.gid = os.getuid(), os.getgid()
 
     def init(self) -> None:
         """Mounted: say which FUSE protocol the kernel speaks (fact 3)."""
@@ -216,94 +294,25 @@ class LguestFS(pyfuse3.Operations):
         elif protocol is not None:
             log.info("the kernel's FUSE protocol is %d.%d", *protocol)
 
-    # --- Inodes -------------------------------------------------------------------------------
-
-    def _new_node(self, kind: Kind, session: Session | None = None) -> Node:
-        node = Node(self.next_inode, kind, session)
-        self.next_inode += 1
-        self.nodes[node.inode] = node
-        return node
-
-    def _live(self, node: Node) -> bool:
-        """A guest's nodes die with the session (the owner's release)."""
-        return node.session is None or self.registry.sessions.get(node.session.name) is node.session
-
-    def _node(self, inode: int) -> Node:
-        node = self.nodes.get(inode)
-        if node is None or not self._live(node):
-            raise pyfuse3.FUSEError(errno.ENOENT)
-        return node
-
-    def _guest_dir(self, session: Session) -> Node:
-        node = self.guest_dirs.get(session.name)
-        if node is None or node.session is not session:
-            node = self.guest_dirs[session.name] = self._new_node(Kind.GUEST_DIR, session)
-        return node
-
-    def _child(self, parent: Node, name: str) -> Node:
-        """The node ``name`` in ``parent``: ``lguest``, ``waker``, ``status`` are new each time."""
-        if parent.kind is Kind.ROOT:
-            if name == NODE_NAME:
-                return self._new_node(Kind.DEVICE)
-            if name == GUESTS_NAME:
-                return self.nodes[GUESTS_INODE]
-        elif parent.kind is Kind.GUESTS:
-            session = self.registry.sessions.get(name)
-            if session is not None:
-                return self._guest_dir(session)
-        elif parent.kind is Kind.GUEST_DIR:
-            if name == WAKER_NAME:
-                return self._new_node(Kind.WAKER, parent.session)
-            if name == STATUS_NAME:
-                return self._new_node(Kind.STATUS, parent.session)
-        raise pyfuse3.FUSEError(errno.ENOENT)
-
-    def _children(self, parent: Node) -> list[str]:
-        if parent.kind is Kind.ROOT:
-            return [NODE_NAME, GUESTS_NAME]
-        if parent.kind is Kind.GUESTS:
-            return sorted(self.registry.sessions)
-        if parent.kind is Kind.GUEST_DIR:
-            return [STATUS_NAME, WAKER_NAME]
-        raise pyfuse3.FUSEError(errno.ENOTDIR)
-
-    def _forget_one(self, node: Node) -> None:
-        if node.lookups <= 0 and node.inode not in (pyfuse3.ROOT_INODE, GUESTS_INODE):
-            del self.nodes[node.inode]
-            if node.session is not None and self.guest_dirs.get(node.session.name) is node:
-                del self.guest_dirs[node.session.name]
-
-    def _attributes(self, node: Node) -> pyfuse3.EntryAttributes:
-        attrs = pyfuse3.EntryAttributes()
-        attrs.st_ino = node.inode
-        attrs.st_mode = MODES[node.kind]
-        attrs.st_nlink = 2 if stat.S_ISDIR(attrs.st_mode) else 1
-        attrs.st_uid, attrs.st_gid = self.uid, self.gid
-        attrs.st_size = DEVICE_SIZE if node.kind in (Kind.DEVICE, Kind.WAKER) else 0
-        attrs.st_blksize = 4096
-        attrs.entry_timeout = attrs.attr_timeout = 0  # fresh inodes; guests come and go
-        attrs.st_atime_ns = attrs.st_mtime_ns = attrs.st_ctime_ns = self.started_ns
-        return attrs
-
     @guarded
     async def lookup(
         self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        node = self._child(self._node(parent_inode), os.fsdecode(name))
+        node = self.inodes.child(self.inodes.get(parent_inode), os.fsdecode(name))
         node.lookups += 1
-        return self._attributes(node)
+        return self.inodes.attributes(node)
 
     @guarded
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         for inode, count in inode_list:
-            node = self.nodes.get(inode)
+            node = self.inodes.nodes.get(inode)
             if node is not None:
                 node.lookups -= count
-                self._forget_one(node)
+                self.inodes.forget_one(node)
 
     @guarded
     async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        return self._attributes(self._node(inode))
+        return self.inodes.attributes(self.inodes.get(inode))
 
     @guarded
     async def setattr(
@@ -315,12 +324,12 @@ class LguestFS(pyfuse3.Operations):
         ctx: pyfuse3.RequestContext,
     ) -> pyfuse3.EntryAttributes:
         """Only what a device shrugs off: O_TRUNC (``echo ... > lguest``) and time stamps."""
-        node = self._node(inode)
+        node = self.inodes.get(inode)
         if fields.update_mode or fields.update_uid or fields.update_gid:
             raise pyfuse3.FUSEError(errno.EPERM)
         if fields.update_size and stat.S_ISDIR(MODES[node.kind]):
             raise pyfuse3.FUSEError(errno.EISDIR)
-        return self._attributes(node)
+        return self.inodes.attributes(node)
 
     @guarded
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
@@ -333,19 +342,21 @@ class LguestFS(pyfuse3.Operations):
 
     @guarded
     async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
-        self._children(self._node(inode))  # ENOTDIR for files
+        self.inodes.children(self.inodes.get(inode))  # ENOTDIR for files
         return inode
 
     @guarded
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
-        parent = self._node(fh)
-        names = self._children(parent)
+        parent = self.inodes.get(fh)
+        names = self.inodes.children(parent)
         for index in range(start_id, len(names)):
             name = names[index]
-            node = self._child(parent, name)
+            node = self.inodes.child(parent, name)
             # readdirplus: every entry the kernel accepts counts as a lookup.
-            if not pyfuse3.readdir_reply(token, name.encode(), self._attributes(node), index + 1):
-                self._forget_one(node)
+            if not pyfuse3.readdir_reply(
+                token, name.encode(), self.inodes.attributes(node), index + 1
+            ):
+                self.inodes.forget_one(node)
                 return
             node.lookups += 1
 
@@ -357,7 +368,7 @@ class LguestFS(pyfuse3.Operations):
 
     @guarded
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
-        node = self._node(inode)
+        node = self.inodes.get(inode)
         opened: Handle | StatusText
         if node.kind is Kind.STATUS:
             assert node.session is not None

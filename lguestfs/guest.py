@@ -166,6 +166,53 @@ class Kicker:
             return was_open
 
 
+class InlineWatch:
+    """The clock's look at inline runs (the module notes): kick one that is past its deadline.
+
+    The loop itself checks the deadline at each exit; this is for a guest that spins without
+    any.  Arming a clock deadline for every read would wake the clock thread for every read,
+    which cost a notify round trip 20 us, so the clock looks every ``INLINE_WATCH`` instead,
+    for as long as reads keep running inline, and stops once they do not.  A kick that
+    arrives after the run ended only makes the guest look at its reasons once more, as any
+    kick may.
+    """
+
+    def __init__(self, kicker: Kicker) -> None:
+        self._kicker = kicker
+        self._lock = threading.Lock()
+        self._deadline: float | None = None  # the inline run's deadline, while one runs
+        self._ran = False  # an inline run started since the clock looked
+        self._watching = False  # the clock will look again (_look is in its heap)
+
+    def begin(self, deadline: float) -> None:
+        """An inline run starts, to end by ``deadline``."""
+        with self._lock:
+            self._deadline = deadline
+            self._ran = True
+            watch, self._watching = not self._watching, True
+        if watch:
+            clock.call_at(deadline, self._look)
+
+    def end(self) -> None:
+        self._deadline = None
+
+    def _look(self) -> None:
+        with self._lock:
+            deadline, ran = self._deadline, self._ran
+            self._ran = False
+            now = time.monotonic()
+            if deadline is not None and now < deadline:
+                again = deadline
+            elif deadline is not None or ran:
+                again = now + INLINE_WATCH
+            else:
+                self._watching = False
+                return
+        if deadline is not None and now >= deadline:
+            self._kicker.kick()
+        clock.call_at(again, self._look)
+
+
 class Guest:
     """The runner: one guest's thread, its inline runs, and the loop of spec 2."""
 
@@ -174,6 +221,7 @@ class Guest:
         self.lguest = Lguest(memory, name=name, on_timer=self._timer_fired)
         self.kicker = Kicker(self.lguest)
         self.traps = Traps(self.lguest, self.kicker)
+        self._watch = InlineWatch(self.kicker)
         self.break_out = False
         self._signal = False
         self._closing = False
@@ -184,9 +232,6 @@ class Guest:
         # wakes for a run that ends inline
         self._runs: queue.SimpleQueue[None] = queue.SimpleQueue()
         self._inline = threading.Lock()  # held by an inline run; close() waits for it
-        self._inline_deadline: float | None = None  # that run's deadline (see _watch_inline)
-        self._ran_inline = False  # an inline run started since the clock looked
-        self._watching = False  # the clock will look again (_watch_inline is in its heap)
         self._inline_ok = True  # no read has overrun INLINE_FOR since one last ended sooner
         self._run_started = 0.0  # time.monotonic() when the current read began
         try:
@@ -243,21 +288,18 @@ class Guest:
         self._wake("_signal")
 
     def check_memory(self) -> bool:
-        """From any thread: was our memory lost (the launcher shrank the object, or its tmpfs is
-        full: ``memory.lost``)?  If so the guest dies with ``MEMORY_LOST`` and its loop stops."""
-        if not self.lguest.memory.lost:
-            return False
-        self.kill_from_outside(MEMORY_LOST)
-        return True
+        """From any thread: was our memory lost (``memory.lost``: the launcher shrank the object
+        or its tmpfs is full)?  Then the guest dies with ``MEMORY_LOST`` and its loop stops."""
+        lost = self.lguest.memory.lost
+        if lost:
+            self.kill_from_outside(MEMORY_LOST)
+        return lost
 
     def kill_from_outside(self, reason: str) -> None:
-        """2.6.24's ``kill_guest()`` from a thread that does not run this guest (``adopt``,
-        ``check_memory``): the first reason is kept, the loop is woken and the CPU kicked; safe
-        against a guest closed meanwhile."""
+        """``kill_guest()`` from a thread that does not run this guest (``adopt``): the loop is
+        woken and the CPU kicked; safe against a guest closed meanwhile."""
         with self._cond:
-            if self.lguest.death is None:
-                self.lguest.death = reason
-                log.info("guest %s killed: %s", self.name, reason.rstrip("\n"))
+            self.lguest.record_death(reason)
         self._wake("_wakeup")
 
     def close(self) -> None:
@@ -302,41 +344,11 @@ class Guest:
             if self._closing:  # close() may have freed the CPU already
                 return None
             deadline = self._run_started + INLINE_FOR
-            with self._cond:
-                self._inline_deadline = deadline
-                self._ran_inline = True
-                watch, self._watching = not self._watching, True
-            if watch:
-                clock.call_at(deadline, self._watch_inline)
+            self._watch.begin(deadline)
             try:
                 return self._run_guest(deadline)
             finally:
-                self._inline_deadline = None
-
-    def _watch_inline(self) -> None:
-        """The clock's look at inline runs: kick one that is past its deadline.
-
-        The loop itself checks the deadline at each exit; this is for a guest that spins without
-        any.  Arming a clock deadline for every read would wake the clock thread for every read,
-        which cost a notify round trip 20 us, so the clock looks every ``INLINE_WATCH`` instead,
-        for as long as reads keep running inline, and stops once they do not.  A kick that
-        arrives after the run ended only makes the guest look at its reasons once more, as any
-        kick may.
-        """
-        with self._cond:
-            deadline, ran = self._inline_deadline, self._ran_inline
-            self._ran_inline = False
-            now = time.monotonic()
-            if deadline is not None and now < deadline:
-                again = deadline
-            elif deadline is not None or ran:
-                again = now + INLINE_WATCH
-            else:
-                self._watching = False
-                return
-        if deadline is not None and now >= deadline:
-            self.kicker.kick()
-        clock.call_at(again, self._watch_inline)
+                self._watch.end()
 
     def _main(self) -> None:
         while True:

@@ -93,12 +93,16 @@ class Lguest:
 
     def kill(self, reason: str) -> None:
         """2.6.24's ``kill_guest()``: only the first reason is kept; the CPU stops soon."""
-        if self.memory.lost:  # whatever went wrong next, the zeroed memory is why
+        self.record_death(reason)
+        self.cpu.stop()
+
+    def record_death(self, reason: str) -> None:
+        """Keep the first reason (lost memory, when it was, explains whatever came next)."""
+        if self.memory.lost:
             reason = MEMORY_LOST
         if self.death is None:
             self.death = reason
             log.info("guest %s killed: %s", self.name, reason.rstrip("\n"))
-        self.cpu.stop()
 
     def read_lguest_u32(self, offset: int) -> int | None:
         """A field of lguest_data (``get_user``), or None if unreadable."""
