@@ -2,7 +2,8 @@
 
 The launcher shares exactly the interface with the daemon, ``lguestfs.abi`` and ``lguestfs.node``,
 and ``lguestfs`` never imports ``launcher``; the interface modules import nothing of the daemon,
-and ``lguestfs.mounting`` (the daemon seen from outside) only the node's view.
+and ``lguestfs.mounting`` (the daemon seen from outside) only the node's view.  Nothing outside
+the tests imports them: not the product, not ``scripts/run``, not the bench.
 """
 
 import ast
@@ -53,3 +54,11 @@ def test_the_outside_view_imports_nothing_of_the_daemon() -> None:
         path = REPO_ROOT / "lguestfs" / name
         assert imports_of("lguestfs", imported(path)) <= may, name
         assert not {"pyfuse3", "trio", "unicorn"} & imported(path), name
+
+
+def test_nothing_outside_the_tests_imports_them() -> None:
+    paths = [REPO_ROOT / "scripts" / "run"]
+    for top in ("lguestfs", "launcher", "scripts/benchlib"):
+        paths += sorted((REPO_ROOT / top).rglob("*.py"))
+    for path in paths:
+        assert not imports_of("tests", imported(path)), path.relative_to(REPO_ROOT)

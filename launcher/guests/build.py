@@ -6,9 +6,9 @@ emulated CPU runs is built here, with the machine's own gcc and ld, on demand an
 What a guest is: the runtime in ``launcher/guests/rt/`` (entry code, hypercalls, lguest_data,
 traps, console; see ``rt/lguest.h``) plus a program, either a directory
 ``launcher/guests/<name>/`` (the default OS is ``os``) or a single C file (the one-behaviour test
-guests in ``tests/guests/``).  Each is linked like a 2.6.24 vmlinux by ``rt/guest.lds``:
-virtual addresses from 0xC0100000, physical load addresses (``p_paddr``) and a physical entry
-point, two PT_LOAD segments and nothing else.
+guests in ``tests/guests/``, the bench's guests in ``scripts/benchlib/guests/``).  Each is
+linked like a 2.6.24 vmlinux by ``rt/guest.lds``: virtual addresses from 0xC0100000, physical
+load addresses (``p_paddr``) and a physical entry point, two PT_LOAD segments and nothing else.
 
 The facts the build relies on (see shared/notes/unicorn-on-this-machine.md section 1):
 
@@ -110,8 +110,8 @@ def build_guest(name: str) -> Path:
 def build_single(source: Path, *, name: str | None = None) -> Path:
     """Build one C or assembly file with the runtime, as ``single/<name>.elf`` in the cache.
 
-    For the one-behaviour test guests (``tests/guests/<name>.c``); headers next to the file
-    may be included.
+    For the one-behaviour test guests (``tests/guests/<name>.c``) and the bench's guests
+    (``scripts/benchlib/guests/<name>.c``); headers next to the file may be included.
     """
     source = source.resolve()
     if not source.is_file():

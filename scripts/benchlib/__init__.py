@@ -15,7 +15,11 @@ back.  Every figure that has a reference is measured beside it, in the same run.
 7. ``session``      -- the bench as launcher: one bench guest driven through the node.
 8. ``figures``      -- each figure of issue 6, measured through the whole path.
 9. ``scaleworker``  -- one launcher process of the scale figure.
-10. ``__main__``    -- the command line: quick or ``--long``, ``--json PATH``, ``--only``.
+10. ``killworker``  -- one launcher process of the SIGKILL figure, killed in its read.
+11. ``__main__``    -- the command line: quick or ``--long``, ``--json PATH``, ``--only``.
 
-The guest side is ``tests/guests/bench_ops.c``.
+The guest side is the bench's own: ``guests/bench_ops.c`` (every figure the bench drives itself)
+and ``guests/bench_block.c`` (block throughput, run by ``lguest-launch``), freestanding C linked
+with the guest runtime of ``launcher/guests/rt`` by ``launcher.guests.build.build_single``.
+The bench uses the product and ``launcher``'s hand launcher, never the tests.
 """

@@ -23,8 +23,16 @@ from benchlib.report import Figure, environment, progress, table, write_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_JSON = REPO_ROOT / "build" / "bench.json"
+GUESTS_DIR = Path(__file__).resolve().parent / "guests"  # the bench's own guests
 
 Measure = Callable[[Plan], list[Figure]]
+
+
+def bench_guest(name: str) -> Path:
+    """The ELF of ``benchlib/guests/<name>.c``, linked with the guest runtime on first use."""
+    from launcher.guests.build import build_single
+
+    return build_single(GUESTS_DIR / f"{name}.c")
 
 
 def _boot(plan: Plan) -> list[Figure]:
@@ -37,11 +45,10 @@ def _boot(plan: Plan) -> list[Figure]:
 
 def _block(plan: Plan) -> list[Figure]:
     from launcher.main import command as launcher_command
-    from tests.support.guests import test_guest
 
     return figures.block(
         plan,
-        test_guest("bench_block"),
+        bench_guest("bench_block"),
         lambda mount, elf, option: launcher_command(mount, 32, elf, options=[option]),
     )
 
@@ -164,9 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     keys = [key for name, keys, _ in GROUPS if not args.only or name in args.only for key in keys]
     try:
-        from tests.support.guests import test_guest
-
-        bench_elf = test_guest("bench_ops")
+        bench_elf = bench_guest("bench_ops")
         with mounted_daemon() as (mountpoint, daemon_pid):
             plan = Plan.make(args.long, mountpoint, daemon_pid, bench_elf)
             results = run_groups(plan, args.only)

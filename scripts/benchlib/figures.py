@@ -95,7 +95,7 @@ SPECS: dict[str, Spec] = {
     "kill_release_median": Spec(
         "SIGKILL release median",
         "ms",
-        note="a C launcher blocked in a read of a spinning guest gets SIGKILL -> it has exited "
+        note="a launcher blocked in a read of a spinning guest gets SIGKILL -> it has exited "
         "(the daemon sees the signal in /proc, stops the guest, answers the read)",
     ),
     "kill_release_p99": Spec("SIGKILL release p99", "ms", Goal("value", at_most=15.0)),
@@ -364,28 +364,37 @@ def _latency_figures(key: str, samples: list[float]) -> list[Figure]:
 
 
 def kill_release(plan: Plan) -> list[Figure]:
-    """SIGKILL to a C launcher blocked in a read of a spinning guest -> the launcher has exited."""
-    from tests.clients import Client, guest_image, open_guest
+    """SIGKILL to a launcher blocked in a read of a spinning guest -> the launcher has exited.
 
+    Each launcher is a process of its own (``benchlib.killworker``): the bench guest, left the
+    SPIN command, runs without a single exit, so the read is held by the daemon until the kill.
+    """
+    argv = [sys.executable, "-m", "benchlib.killworker", str(plan.mountpoint), str(plan.bench_elf)]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     samples: list[float] = []
-    image = guest_image("spin")
-    try:
-        with tempfile.TemporaryDirectory() as builds:
-            for _ in range(plan.kill_samples):
-                with Client.start("c32", Path(builds), pass_fds=(image.fd,)) as launcher:
-                    fd = open_guest(launcher, plan.mountpoint / "lguest", image)
-                    launcher.send(f"read {fd} 8")
-                    launcher.no_answer(0.02)  # held by the daemon, the guest spinning
-                    pidfd = os.pidfd_open(launcher.pid)
-                    try:
-                        start = time.perf_counter()
-                        os.kill(launcher.pid, signal.SIGKILL)
-                        select.select([pidfd], [], [])  # readable once the process has exited
-                        samples.append((time.perf_counter() - start) * 1e3)
-                    finally:
-                        os.close(pidfd)
-    finally:
-        image.close()
+    for _ in range(plan.kill_samples):
+        with subprocess.Popen(
+            argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True
+        ) as launcher:
+            try:
+                _expect(launcher, "reading")
+                assert launcher.stdout is not None
+                if select.select([launcher.stdout], [], [], 0.02)[0]:  # the read must be held
+                    said = launcher.stdout.read()
+                    raise RuntimeError(f"the spinning guest's read ended: {said!r}")
+                pidfd = os.pidfd_open(launcher.pid)
+                try:
+                    start = time.perf_counter()
+                    os.kill(launcher.pid, signal.SIGKILL)
+                    select.select([pidfd], [], [])  # readable once the process has exited
+                    samples.append((time.perf_counter() - start) * 1e3)
+                finally:
+                    os.close(pidfd)
+            finally:
+                if launcher.poll() is None:
+                    launcher.kill()
+            if launcher.wait() != -signal.SIGKILL:
+                raise RuntimeError(f"the launcher exited by itself ({launcher.returncode})")
     return _latency_figures("kill_release", samples)
 
 
@@ -536,7 +545,7 @@ def _expect(worker: subprocess.Popen[str], word: str) -> str:
     assert worker.stdout is not None
     line = worker.stdout.readline().split()
     if not line or line[0] != word:
-        raise RuntimeError(f"scale worker said {line!r} instead of {word!r}")
+        raise RuntimeError(f"bench worker said {line!r} instead of {word!r}")
     return line[1] if len(line) > 1 else ""
 
 

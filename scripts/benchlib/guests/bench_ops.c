@@ -7,7 +7,9 @@
  * the whole path launcher -> node -> handle -> guest -> CPU -> hypercall -> back.
  *
  * Run by an ordinary launcher (nobody wrote a command before INITIALIZE) it says so and powers
- * off, so it is harmless in a run of every test guest.
+ * off, so it is harmless anywhere.  Like bench_block.c beside it, it belongs to the bench
+ * (scripts/benchlib/guests/) and is built with the guest runtime by
+ * launcher.guests.build.build_single.
  *
  * The loops the figures count are written in assembly between global labels
  * (bench_<name>_loop .. bench_<name>_loop_end): the raw-Unicorn reference runs the very same
@@ -24,7 +26,7 @@ enum bench_op {
 	BENCH_OP_STORE = 2,     /* count stores */
 	BENCH_OP_HYPERCALL = 3, /* count FLUSH_ASYNC hypercalls */
 	BENCH_OP_NOTIFY = 4,    /* count NOTIFY(BENCH_TICK), then done */
-	BENCH_OP_SPIN = 5,      /* spin without exits until the op changes (break latency) */
+	BENCH_OP_SPIN = 5,      /* spin without exits until the op changes (break, SIGKILL) */
 	BENCH_OP_IRQ = 6,       /* halt with irq `arg` unmasked; its handler NOTIFYs BENCH_IRQ_SEEN */
 	BENCH_OP_TIMER = 7,     /* SET_CLOCKEVENT(count ns), halt until the timer irq arrives */
 	BENCH_OP_STANDALONE = 0xff, /* the initial value: no bench is driving this guest */
