@@ -432,7 +432,6 @@ class Guest:
             if deadline is not None and time.monotonic() >= deadline:
                 self._inline_ok = False  # a guest that runs long: its next reads go to its thread
                 return None
-            self.traps.before_run()
             kicker.in_cpu = True  # before the last look at the flag: see Kicker.kick
             if kicker.stop_requested:
                 kicker.in_cpu = False

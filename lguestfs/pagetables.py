@@ -1,7 +1,8 @@
 """The guest's page tables, and every rule of spec 6 the Host enforces on them.
 
 Where this sits: the guest runs with paging on from its first instruction, on tables it builds in
-its own memory.  Unicorn (``cpu``) runs in ``UC_TLB_VIRTUAL`` mode, so every TLB miss lands in
+its own memory.  Unicorn (``cpu``) runs in ``UC_TLB_VIRTUAL`` mode: every TLB miss is answered
+from the current shadow (below) by the CPU's own C fill, and the misses it does not allow land in
 ``PageTables.fill`` here (called by ``traps``, the CPU's hooks): that is our MMU.  A hypercall
 (``hypercalls``) changes what it maps (NEW_PGTABLE, SET_PTE, SET_PMD, FLUSH_TLB); ``traps``
 reflects the faults we refuse.
@@ -14,7 +15,8 @@ The design is 2.6.24's shadow paging, kept as data instead of as real page table
   Up to four shadows are cached, evicted at random, exactly like ``lg->pgdirs``; each holds at
   most 4 MB, in pages given back as soon as it forgets them or the guest ends (``Shadow``).
 * A TLB miss first consults the current shadow, as the hardware would walk the real shadow
-  tables: if the access is allowed there, it is mapped with no Python walk of the guest's tables.
+  tables: if the access is allowed there, the CPU maps it in C (``Cpu.fill_from``: the shadow's
+  ``ptes`` are a flat array of i386 PTEs it reads directly), with no Python at all.
 * Otherwise it is a page fault, handled like ``demand_page()``: walk the guest's tables with every
   check (PDE flags within 0x67 and pfn < pfnlimit, PTE without PWT/PSE and pfn < pfnlimit, PDE
   1023 = switcher pages), set Accessed (and Dirty on a write) in the guest's PTE, install the
@@ -32,7 +34,7 @@ The design is 2.6.24's shadow paging, kept as data instead of as real page table
 The top 4 MB (PDE 1023) are the Host's.  A fault there kills "attempt to access switcher
 pages" whatever the guest's own PDE 1023 says (spec 6), as does SET_PTE there; nothing of the
 Host is mapped there.  The Host's one page, the GDT Unicorn reads descriptors from, is mapped
-read-only at 4 GB, where 32-bit guest code cannot point (see ``cpu``).
+read-only at 4 GB, where 32-bit guest code cannot point, by the CPU's fill (see ``cpu``).
 
 SET_PTE of an entry with Accessed or Dirty set is checked at once against every table it
 targets, even one whose page-directory slot has no shadow yet (spec 6).
@@ -40,6 +42,7 @@ targets, even one whose page-directory slot has no shadow yet (spec 6).
 
 from __future__ import annotations
 
+import ctypes
 import mmap
 import random
 from collections.abc import Callable
@@ -59,7 +62,7 @@ from lguestfs.abi import (
     PTE_USER,
     SWITCHER_PDE,
 )
-from lguestfs.cpu import ACCESS_WRITE, GDT_VADDR, PROT_RX, PROT_WRITE
+from lguestfs.cpu import ACCESS_WRITE, PROT_RX, PROT_WRITE
 from lguestfs.memory import GuestAccessError, GuestMemory
 
 SHADOW_CACHE: Final = 4  # lg->pgdirs[4]
@@ -97,6 +100,7 @@ class Shadow:
         self.gpgdir = gpgdir
         self._map = mmap.mmap(-1, _SHADOW_BYTES, flags=_SHADOW_FLAGS)
         self.ptes = memoryview(self._map).cast("I")  # virtual page number -> shadow PTE
+        self.address = ctypes.addressof(ctypes.c_char.from_buffer(self._map))  # where the CPU reads
         self.tables: set[int] = set()  # page-directory slots with a shadow page table
 
     def install(self, vpn: int, spte: int) -> bool:
@@ -130,21 +134,20 @@ class PageTables:
         memory: GuestMemory,
         pgdir: int,
         *,
-        host_page: int,
         cpl: Callable[[], int],
+        fill_from: Callable[[int, int], None],
         flush_tlb: Callable[[], None],
         flush_tlb_page: Callable[[int], None],
         kill: Callable[[str], None],
     ) -> None:
         self._memory = memory
-        self._host_page = host_page
         self._cpl = cpl
-        self._flush_unicorn_tlb = flush_tlb
+        self._fill_from = fill_from
+        self.flush_tlb = flush_tlb  # empty Unicorn's TLB: the shadows stay
         self._flush_tlb_page = flush_tlb_page
-        self.fills = 0  # TLB misses since Unicorn's TLB was last flushed
         self._kill = kill
         self.kernel_address = 0  # from lguest_data at LGUEST_INIT
-        self.shadow = Shadow(pgdir)
+        self.shadow = self._use(Shadow(pgdir))
         self.slots: list[Shadow | None] = [self.shadow] + [None] * (SHADOW_CACHE - 1)
         # The fault a refused fill produced: (page vaddr, error code); taken by take_fault().
         self._fault: tuple[int, int] | None = None
@@ -153,10 +156,10 @@ class PageTables:
             0,
         )  # (esp1, pages) from SET_STACK, re-pinned on new shadows
 
-    def flush_tlb(self) -> None:
-        """Empty Unicorn's TLB: the shadows stay, so only the hardware-walk cost is paid again."""
-        self._flush_unicorn_tlb()
-        self.fills = 0
+    def _use(self, shadow: Shadow) -> Shadow:
+        """Make ``shadow`` the one the CPU fills its TLB from (the caller flushes the TLB)."""
+        self._fill_from(shadow.address, _SHADOW_BYTES // 4)
+        return shadow
 
     @property
     def gpgdir(self) -> int:
@@ -165,13 +168,9 @@ class PageTables:
     # --- the TLB miss: our MMU ----------------------------------------------------------------
 
     def fill(self, vaddr: int, access: int, entry: Any) -> bool:
-        """Unicorn's ``UC_HOOK_TLB_FILL``: translate the page at ``vaddr`` or arrange a fault."""
-        self.fills += 1
+        """A TLB miss the shadow does not allow (the CPU answers the others from the shadow
+        itself, ``Cpu.fill_from``): demand-page ``vaddr``, or refuse and arrange a fault."""
         write = access == ACCESS_WRITE
-        if vaddr == GDT_VADDR and not write:
-            entry.paddr = self._host_page
-            entry.perms = PROT_RX
-            return True
         if vaddr > _LAST_ADDRESS:  # never on the hot path: see _SIGN_EXTENDED
             if vaddr >> 32 != _SIGN_EXTENDED:
                 return self._refuse_beyond_4gb(vaddr)
@@ -262,7 +261,7 @@ class PageTables:
         """NEW_PGTABLE: switch to a cached shadow, or take a random slot for a fresh one."""
         for shadow in self.slots:
             if shadow is not None and shadow.gpgdir == gpgdir:
-                self.shadow = shadow
+                self.shadow = self._use(shadow)
                 self.flush_tlb()
                 return
         index = random.randrange(SHADOW_CACHE)
@@ -273,7 +272,7 @@ class PageTables:
             self.slots[index] = shadow
         shadow.gpgdir = gpgdir
         shadow.forget_below(self.kernel_address >> 22)
-        self.shadow = shadow
+        self.shadow = self._use(shadow)
         self.flush_tlb()
         if blank:
             self.pin_stack_pages()

@@ -83,8 +83,8 @@ class Lguest:
         self.pagetables = PageTables(
             self.memory,
             pgdir,
-            host_page=self.cpu.host_page,
             cpl=self.cpu.cpl,
+            fill_from=self.cpu.fill_from,
             flush_tlb=self.cpu.flush_tlb,
             flush_tlb_page=self.cpu.flush_tlb_page,
             kill=self.kill,

@@ -5,8 +5,8 @@ guest's thread, inside ``Cpu.run``: the INTR hook (hypercalls, ``int``, exceptio
 I/O, ``sysenter``/``syscall``, the TLB miss (handed to ``pagetables``) and accesses outside
 memory.  It works on the guest's state (``state``); of the runner (``guest``) it only sees the
 two things a hook needs (``RunLoop``): whether a stop was asked for, and a way to look again at
-an interrupt the guest cannot take yet.  Around each ``Cpu.run`` the runner calls
-``before_run`` and ``after_run``: this is 2.6.24's ``lguest_arch_handle_trap``.
+an interrupt the guest cannot take yet.  After each ``Cpu.run`` the runner calls
+``after_run``: this is 2.6.24's ``lguest_arch_handle_trap``.
 
 Hypercalls that stay in the guest are handled inside the INTR hook, including steps 2-5 of the
 run loop (notify, signal and break checks, interrupt injection: ``after_exit``), so a hypercall
@@ -16,18 +16,13 @@ takes over.
 
 from __future__ import annotations
 
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 from lguestfs import interrupts
 from lguestfs.abi import GUEST_PL, LGUEST_TRAP_ENTRY, TRAP_GP, TRAP_NM, TRAP_UD
 from lguestfs.cpu import EAX, EIP, RunEnd
 from lguestfs.hypercalls import trapped_hypercall
 from lguestfs.state import Lguest
-
-# Unicorn (QEMU) sizes its TLB only when it is flushed, growing it when it was >70% full; it
-# starts at 256 entries.  A guest whose working set is larger misses on every access, each miss a
-# Python call, until something flushes: after this many misses we flush so the TLB can grow.
-TLB_GROW_FILLS: Final = 4096
 
 
 class RunLoop(Protocol):
@@ -48,11 +43,7 @@ class Traps:
         # (EIP, trap, error code) of a trap to deliver once the run has ended (see _defer)
         self.deferred: tuple[int, int, int] | None = None
 
-    # --- around each run (on the loop's thread, outside the CPU) ---------------------------------
-
-    def before_run(self) -> None:
-        if self.g.pagetables.fills >= TLB_GROW_FILLS:
-            self.g.pagetables.flush_tlb()
+    # --- after each run (on the loop's thread, outside the CPU) ----------------------------------
 
     def after_run(self, end: RunEnd) -> None:
         """Handle what stopped the CPU: a deferred trap, or a translation ``pagetables`` refused."""
@@ -93,10 +84,7 @@ class Traps:
     # --- the hooks (the guest thread, inside emu_start) ------------------------------------------
 
     def on_tlb_fill(self, vaddr: int, access: int, entry: Any) -> bool:
-        pagetables = self.g.pagetables
-        if pagetables.fills == TLB_GROW_FILLS:
-            self.g.cpu.stop()  # before_run flushes, which lets Unicorn grow its TLB
-        return pagetables.fill(vaddr, access, entry)
+        return self.g.pagetables.fill(vaddr, access, entry)
 
     def on_trap(self, intno: int) -> None:
         g = self.g

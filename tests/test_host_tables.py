@@ -169,8 +169,8 @@ def tables(memory: GuestMemory) -> Iterator[tuple[PageTables, FlushCounter]]:
     pagetables = PageTables(
         memory,
         PGDIR_A,
-        host_page=LIMIT,
         cpl=lambda: 1,
+        fill_from=lambda _ptes, _pages: None,
         flush_tlb=counter,
         flush_tlb_page=counter.pages.append,
         kill=pytest.fail,

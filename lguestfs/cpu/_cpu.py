@@ -1,8 +1,10 @@
 """The ``Cpu``: one Unicorn engine as the guest's i386 CPU, driven through libunicorn directly.
 
-The hot calls (registers, stop, the INTR and TLB-fill hooks) go to the C library through ctypes
-prototypes taking plain integers (``_binding``); the hidden state goes through a context blob at
-the offsets ``_calibrate`` measured.  Why each of these is needed is in ``lguestfs.cpu``.
+The hot calls (registers, stop, the INTR hook) go to the C library through ctypes prototypes
+taking plain integers (``_binding``); a TLB miss is answered in C from the shadow page table
+(``_fill``), Python being called only for the misses that need a decision; the hidden state is
+read and written live, in the engine's ``env``, at the offsets ``_calibrate`` measured.  Why each
+of these is needed is in ``lguestfs.cpu``.
 """
 
 from __future__ import annotations
@@ -17,10 +19,15 @@ from lguestfs.abi import (
     GUEST_CS,
     GUEST_DS,
     INITIAL_EFLAGS,
+    PAGE_SHIFT,
     PAGE_SIZE,
+    PTE_PRESENT,
+    PTE_RW,
+    PTE_USER,
 )
 from lguestfs.cpu._binding import CpuError, const, handle, new_uc, unicorn, x86_const
 from lguestfs.cpu._calibrate import HF_CPL_MASK, calibrate
+from lguestfs.cpu._fill import FILL, STATE_SIZE
 from lguestfs.memory import GuestMemory
 
 # Registers the hot paths read and write (Unicorn ids).
@@ -62,6 +69,11 @@ _MMU_ERRORS: Final = frozenset(
     }
 )
 _TLB_FLUSH: Final = (const.UC_CTL_IO_WRITE << 30) | const.UC_CTL_TLB_FLUSH
+# Unicorn (QEMU) sizes its TLB only when it is flushed, growing it when it was >70% full; it
+# starts at 256 entries.  A guest whose working set is larger misses on every access until
+# something flushes: after this many misses the fill stops the CPU and ``run`` flushes, so the
+# TLB can grow.
+TLB_GROW_FILLS: Final = 4096
 _HYPERCALL_REGS: Final = (CS, EAX, EDX, EBX, ECX)
 _HYPERCALL_FORMAT: Final = struct.Struct("<5Q")
 
@@ -73,12 +85,41 @@ class RunEnd(enum.Enum):
     MMU = "mmu"  # pagetables refused a translation (or an access left guest memory): it knows why
 
 
+class _FillState(ctypes.Structure):
+    """``struct fill_state`` of ``_fill.c``: what the C fill reads (see there)."""
+
+    _fields_ = (
+        ("ptes", ctypes.c_void_p),
+        ("hflags", ctypes.c_void_p),
+        ("pages", ctypes.c_uint64),
+        ("host_vaddr", ctypes.c_uint64),
+        ("host_paddr", ctypes.c_uint64),
+        ("slow", ctypes.c_void_p),
+        ("stop", ctypes.c_void_p),
+        ("fills", ctypes.c_uint64),
+        ("stop_at_fills", ctypes.c_uint64),
+        ("access_write", ctypes.c_int32),
+        ("prot_rx", ctypes.c_uint32),
+        ("prot_write", ctypes.c_uint32),
+        ("pte_present", ctypes.c_uint32),
+        ("pte_rw", ctypes.c_uint32),
+        ("pte_user", ctypes.c_uint32),
+        ("cpl_mask", ctypes.c_uint32),
+        ("page_shift", ctypes.c_uint32),
+    )
+
+
+if ctypes.sizeof(_FillState) != STATE_SIZE:
+    raise ImportError(f"_fill.c's state is {STATE_SIZE} bytes, its mirror here {_FillState}")
+
+
 class CpuHooks(Protocol):
     """What the Host does when Unicorn calls back (all on the guest thread, inside ``run``)."""
 
     def on_tlb_fill(self, vaddr: int, access: int, entry: Any) -> bool:
-        """A TLB miss on the page at ``vaddr``: set ``entry.paddr``/``entry.perms`` and return
-        True, or return False to refuse it (the run ends on the faulting instruction)."""
+        """A TLB miss on the page at ``vaddr`` that the page table (``fill_from``) does not
+        allow: set ``entry.paddr``/``entry.perms`` and return True, or return False to refuse
+        it (the run ends on the faulting instruction)."""
 
     def on_trap(self, intno: int) -> None:
         """An ``int`` instruction or an exception (never delivered through an IDT)."""
@@ -130,6 +171,21 @@ class Cpu:
             self._cpu_state + calibration.env + calibration.hflags
         )
         self._running = False  # inside run(): hooks are being called
+        self._fill = _FillState(
+            hflags=ctypes.addressof(self._hflags),
+            host_vaddr=GDT_VADDR,
+            host_paddr=self.host_page,
+            stop=ctypes.cast(lib.emu_stop, ctypes.c_void_p).value,
+            stop_at_fills=TLB_GROW_FILLS,
+            access_write=ACCESS_WRITE,
+            prot_rx=PROT_RX,
+            prot_write=PROT_WRITE,
+            pte_present=PTE_PRESENT,
+            pte_rw=PTE_RW,
+            pte_user=PTE_USER,
+            cpl_mask=HF_CPL_MASK,
+            page_shift=PAGE_SHIFT,
+        )
         self._install_hooks(hooks)
         self._value = ctypes.c_uint64()
         self._value_addr = ctypes.addressof(self._value)
@@ -149,9 +205,10 @@ class Cpu:
     def _install_hooks(self, hooks: CpuHooks) -> None:
         """INTR and TLB fill are hot: raw ctypes callbacks, not the binding's wrapped ones.
 
-        A Python exception cannot cross a ctypes callback, so each raw hook keeps the first one
-        and stops the CPU; ``run`` raises it.  The rare hooks go through the binding, which
-        does the same with its own ``_hook_exception``.
+        The TLB fill Unicorn calls is ``_fill``'s C function; it calls ``on_tlb_fill`` below
+        for the misses it does not answer.  A Python exception cannot cross a ctypes callback,
+        so each raw hook keeps the first one and stops the CPU; ``run`` raises it.  The rare
+        hooks go through the binding, which does the same with its own ``_hook_exception``.
         """
         self._hook_error: BaseException | None = None
 
@@ -170,19 +227,13 @@ class Cpu:
 
         lib = self._lib
         self._raw_hooks = (lib.intr_callback(on_interrupt), lib.tlb_fill_callback(on_tlb_fill))
-        for htype, callback in zip(
-            (const.UC_HOOK_INTR, const.UC_HOOK_TLB_FILL), self._raw_hooks, strict=True
+        self._fill.slow = ctypes.cast(self._raw_hooks[1], ctypes.c_void_p).value
+        for htype, callback, data in (
+            (const.UC_HOOK_INTR, ctypes.cast(self._raw_hooks[0], ctypes.c_void_p), None),
+            (const.UC_HOOK_TLB_FILL, ctypes.c_void_p(FILL), ctypes.byref(self._fill)),
         ):
             hook = lib.hook_type()
-            status = lib.lib.uc_hook_add(
-                self._uch,
-                ctypes.byref(hook),
-                htype,
-                ctypes.cast(callback, ctypes.c_void_p),
-                None,
-                1,
-                0,
-            )
+            status = lib.lib.uc_hook_add(self._uch, ctypes.byref(hook), htype, callback, data, 1, 0)
             if status != const.UC_ERR_OK:
                 raise CpuError(f"uc_hook_add({htype}) failed: {status}")
         uc = self._uc
@@ -309,6 +360,8 @@ class Cpu:
 
     def run(self) -> RunEnd:
         """Run from the current EIP until stopped; an exception raised by a hook propagates."""
+        if self._fill.fills >= TLB_GROW_FILLS:
+            self.flush_tlb()
         self._running = True
         try:
             status = self._lib.lib.uc_emu_start(self._uch, self.reg(EIP), STOP_ADDR, 0, 0)
@@ -328,8 +381,16 @@ class Cpu:
         """Ask a running ``run`` to return (from any thread; lost if it lands too early)."""
         self._emu_stop(self._handle)
 
+    def fill_from(self, ptes: int, pages: int) -> None:
+        """Answer TLB misses from the i386 page table entries at address ``ptes``, one for each
+        of the ``pages`` first virtual pages; ``on_tlb_fill`` gets a miss that its entry does not
+        allow.  The table must stay mapped until ``close``."""
+        self._fill.ptes = ptes
+        self._fill.pages = pages
+
     def flush_tlb(self) -> None:
         self._ctl(self._handle, _TLB_FLUSH)
+        self._fill.fills = 0
 
     def flush_tlb_page(self, vaddr: int) -> None:
         """Drop the TLB entries of one page (QEMU's ``tlb_flush_page``: calibrated ``cpu``)."""
