@@ -37,11 +37,12 @@ from lguestfs.abi import (
     TRAPS_WITH_ERROR_CODE,
     X86_EFLAGS_IF,
 )
-from lguestfs.cpu import CS, EFLAGS, EIP, ESP, SS, CpuError
-from lguestfs.memory import GuestAccessError
+from lguestfs.cpu import EIP, CpuError
+from lguestfs.memory import GuestAccessError, GuestMemory
 from lguestfs.state import Lguest
 
 _TIMESPEC = struct.Struct("<ii")
+_WORD = 0xFFFFFFFF
 
 
 def _handler(gate: tuple[int, int]) -> int:
@@ -62,8 +63,8 @@ def write_timestamp(g: Lguest) -> None:
 
 def set_guest_interrupt(g: Lguest, gate: tuple[int, int], errcode: int | None) -> None:
     """Push the trap frame of spec 5.4 and enter the guest's handler."""
-    cpu, memory = g.cpu, g.memory
-    ss, esp = cpu.reg(SS), cpu.reg(ESP)
+    cpu = g.cpu
+    ss, esp, eflags, cs, eip = cpu.trap_regs()
     user = (ss & 3) != GUEST_PL
     if user:
         new_ss, virtstack = g.ss1, g.pagetables.stack[0]
@@ -72,30 +73,25 @@ def set_guest_interrupt(g: Lguest, gate: tuple[int, int], errcode: int | None) -
     origstack = g.pagetables.guest_pa(virtstack)
     if origstack is None:
         return
-    pushes = [ss, esp] if user else []
-    eflags = cpu.reg(EFLAGS)
+    pushed_eflags = eflags
     irq_enabled = g.read_lguest_u32(LD_IRQ_ENABLED)
     if irq_enabled is not None and not irq_enabled & X86_EFLAGS_IF:
-        eflags &= ~X86_EFLAGS_IF
-    pushes += [eflags, cpu.reg(CS), cpu.reg(EIP)]
+        pushed_eflags &= ~X86_EFLAGS_IF
+    pushes = [ss, esp] if user else []
+    pushes += [pushed_eflags, cs, eip]
     if errcode is not None:
-        pushes.append(errcode)
-    gstack = origstack
+        pushes.append(errcode & _WORD)
     try:
-        for value in pushes:
-            gstack = (gstack - 4) & 0xFFFFFFFF  # 32-bit, as the kernel's unsigned long
-            memory.write_u32(gstack, value)
+        gstack = _push(g.memory, origstack, pushes)
     except GuestAccessError as e:
         g.kill(str(e))
         return
-    new_esp = (virtstack + gstack - origstack) & 0xFFFFFFFF
+    new_esp = (virtstack + gstack - origstack) & _WORD
     try:
         if user:
-            cpu.enter(GUEST_CS, new_ss, new_esp, _handler(gate), cpu.reg(EFLAGS))
+            cpu.enter(GUEST_CS, new_ss, new_esp, _handler(gate), eflags)
         else:
-            cpu.set_reg(ESP, new_esp)
-            cpu.set_reg(CS, GUEST_CS)
-            cpu.set_reg(EIP, _handler(gate))
+            cpu.jump(GUEST_CS, new_esp, _handler(gate))
     except CpuError:
         # 2.6.24 would fault in the Switcher loading that SS for the guest: its "trap 256".
         g.kill(f"unhandled trap 256 at {_handler(gate):#x} ({new_ss & 0xFFFC:#x})")
@@ -104,6 +100,20 @@ def set_guest_interrupt(g: Lguest, gate: tuple[int, int], errcode: int | None) -
         LD_IRQ_ENABLED, 0
     ) is False:
         g.kill("Disabling interrupts")
+
+
+def _push(memory: GuestMemory, top: int, words: list[int]) -> int:
+    """2.6.24's ``push_guest_stack()`` of each word in turn, below guest-physical ``top``;
+    returns the new top.  One write when the whole frame is inside guest memory; else word by
+    word, so the first word that falls outside is the one the error names, as in 2.6.24."""
+    bottom = top - 4 * len(words)
+    if bottom >= 0 and memory.ok(bottom, top - bottom):
+        memory.write(bottom, struct.pack(f"<{len(words)}I", *reversed(words)))
+        return bottom
+    for word in words:
+        top = (top - 4) & _WORD  # 32-bit, as the kernel's unsigned long
+        memory.write_u32(top, word)
+    return top
 
 
 def deliver_trap(g: Lguest, num: int, errcode: int) -> bool:

@@ -115,7 +115,7 @@ def test_cpu_error_at_initialize_is_enomem_with_a_log_line(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     def starter(caller: Caller, base: int, pfnlimit: int, pgdir: int, start: int) -> GuestContract:
-        raise CpuError("uc_context_alloc failed")
+        raise CpuError("uc_hook_add(2) failed: 1")
 
     async def scenario() -> int:
         handle = DeviceHandle(Caller(threading.get_native_id()), Registry(), starter)
@@ -127,4 +127,4 @@ def test_cpu_error_at_initialize_is_enomem_with_a_log_line(
 
     with caplog.at_level(logging.ERROR, logger="lguestfs.protocol"):
         assert trio.run(scenario) == errno.ENOMEM
-    assert "no CPU for the guest: uc_context_alloc failed" in caplog.text
+    assert "no CPU for the guest: uc_hook_add(2) failed: 1" in caplog.text

@@ -8,7 +8,8 @@ themselves are ``traps`` (and ``pagetables`` for the TLB); this package only own
 
 This package is the only place that imports ``unicorn`` or touches its internals.  Its private
 modules: ``_binding`` (the import, and the binding's private parts), ``_calibrate`` (where this
-libunicorn keeps the hidden state, measured at mount: ``calibrate()``), ``_cpu`` (the ``Cpu``).
+libunicorn keeps the hidden state, measured at mount: ``calibrate()``), ``_cpu`` (the ``Cpu``),
+``_fill`` (the TLB-fill hook, in C).
 
 Some facts about Unicorn 2.1.4 that the code relies on.  Each was measured on the machine this
 was written on (Debian 12, Python 3.11, the PyPI wheel); the ones marked *calibrated* are
@@ -18,9 +19,9 @@ measured again at every start and each has its own test (``tests/test_host_cpu_f
   0-1) and only changes it when SS is loaded from a descriptor.  ``uc_reg_write(SS)`` refuses a
   selector whose RPL or DPL differs from the current CPL (``UC_ERR_EXCEPTION``), and writing
   CS = 0x71 is accepted but leaves the CPL at 0.  So the Host changes ring the way the hardware
-  would after checking: it patches the two CPL bits of ``hflags`` in a saved context blob,
-  restores it, and then loads SS and CS through Unicorn's own descriptor loader, which fills the
-  hidden caches and the other ``hflags`` bits from the GDT.  The guest is put at CPL 1 this way
+  would after checking: it patches the two CPL bits of the live ``hflags``, and then loads SS
+  and CS through Unicorn's own descriptor loader, which fills the hidden caches and the other
+  ``hflags`` bits from the GDT.  The guest is put at CPL 1 this way
   before its first instruction, and a trap taken in user mode (CPL 3) reaches the guest kernel
   at CPL 1 the same way, always between two runs: done inside a hook, it corrupted the guest
   kernel's state now and then (300 user programs under a 1000 Hz timer).
@@ -29,7 +30,7 @@ measured again at every start and each has its own test (``tests/test_host_cpu_f
   ``UC_ERR_EXCEPTION``.  For ``int $n`` (and ``int3``, ``into``) EIP in the hook is past the
   instruction; for a fault it is on the faulting instruction.  #UD is not an INTR but
   ``UC_HOOK_INSN_INVALID``.  The error code, "was it an ``int``" and the "exception in flight"
-  marker live only in the blob (the register API has none of them), and the last must be cleared
+  marker live only in ``env`` (the register API has none of them), and the last must be cleared
   after every fault the Host handles: QEMU clears it only when it delivers through the IDT, which
   a hook never does, so the next fault is reported as a double fault (intno 8, error 0) and the
   one after that is a silent triple fault (``emu_start`` returns OK, no hook called).
@@ -57,25 +58,29 @@ measured again at every start and each has its own test (``tests/test_host_cpu_f
   trap every 64 loops was corrupted within 40 breaks.)  So ``set_reg(EIP)`` during a run also
   stops it, and the next ``emu_start`` begins clean.
 * **The MMU** (calibrated: ``fault_address``).  Unicorn runs in ``UC_TLB_VIRTUAL`` mode: every
-  TLB miss calls ``pagetables``, which walks the guest's own tables in Python and enforces spec 6.
-  The callback gets ``entry`` already dereferenced and sets ``paddr`` and ``perms``.  A refused
+  TLB miss calls the ``UC_HOOK_TLB_FILL`` hook, which sets ``entry.paddr`` and ``entry.perms``.
+  That hook is C (``_fill.c``), answering from the current shadow page table; only a miss the
+  shadow does not allow calls ``pagetables`` (in Python: a ctypes callback costs about 2 us, and
+  a real Linux guest misses ~800 times per fork+exec), which walks the guest's own tables and
+  enforces spec 6.  A refused
   miss ends the run on the faulting instruction with ``UC_ERR_EXCEPTION``; the faulting byte is
   kept in the engine (``uc->invalid_addr``, found by refusing two known addresses).  Unicorn sizes
   its TLB (256 entries at first) only when it is flushed, growing it when it was >70% full, so a
-  large working set misses on every access until something flushes (``guest.TLB_GROW_FILLS``).
+  large working set misses on every access until something flushes (``TLB_GROW_FILLS``).
 * **The engine's CPU** (calibrated: ``cpu``, ``env``).  ``uc->cpu`` is QEMU's ``CPUState``; its
   ``env`` holds the live registers a context blob copies.  Found by planting registers and
   looking, through /proc/self/mem, for the object that holds them, points at them near its start
   (``env_ptr``) and back at the engine.  ``tlb_flush_page`` (exported by libunicorn) on it drops
   one page from the TLB, so a page-table change flushes only what it invalidates
-  (``pagetables``); the CPL is read from the live ``hflags`` with no call into the library.
+  (``pagetables``); the hidden state above is read and written there, live, with no call into
+  the library (a context save and restore copied all of ``env`` twice for one field).
 * **The GDT, out of the guest's reach** (calibrated: ``gdt_base``).  Unicorn reads descriptors from
   GDTR.base + index at the privilege of the code that loads a segment, through the same TLB as
   the guest's own accesses, so the GDT must be mapped somewhere, yet no guest access may reach it
   (every address in the top 4 MB must fault and kill).  QEMU keeps GDTR.base as a 64-bit value
   and adds the index without truncating, while 32-bit code can only form 32-bit linear addresses.
   So the Host's GDT page is mapped at 4 GB (``GDT_VADDR``): ``uc_reg_write`` truncates the base to
-  32 bits in this mode, so the Host writes it into a saved context blob.  (The guest's ``sgdt``
+  32 bits in this mode, so the Host writes it into the live ``env``.  (The guest's ``sgdt``
   shows base 0.)
 * **``until`` must be mapped.**  When a run ends Unicorn invalidates the code at ``until - 1``,
   which takes a TLB fill for that page; unmapped, the fill fails and leaves ``old_exception = 14``

@@ -2,7 +2,7 @@
 
 Everything the fence needs from the Python binding beyond its public API is looked up here, once, by
 ``Binding()`` (called from ``calibrate``): the ctypes library behind it (``uclib``: calling it
-directly costs 0.5 us, the binding's wrappers 2 us) and two symbols inside it, three of its ctypes
+directly costs 0.5 us, the binding's wrappers 2 us) and two symbols inside it, two of its ctypes
 types, and three private attributes of a ``Uc`` (``_uch``, the engine handle; ``_hook_exception``,
 where its wrapped hooks keep what they raised; the name-mangled finalizer that frees the engine).  A
 binding without one of them is a ``CpuError`` naming it, at mount, before any guest exists.
@@ -26,7 +26,7 @@ VERSION: Final[str] = str(unicorn.__version__)
 # The private attributes of a ``Uc`` the fence uses (see the module notes).
 UC_PRIVATE: Final = ("_uch", "_hook_exception", "_Uc__finalizer")
 # The private names inside the binding's module, and one symbol inside libunicorn.
-MODULE_PRIVATE: Final = ("uclib", "uc_tlb_entry", "uc_context", "uc_hook_h")
+MODULE_PRIVATE: Final = ("uclib", "uc_tlb_entry", "uc_hook_h")
 ENGINE_SYMBOL: Final = "check_exit_request_x86_64"  # where no_exit_request is read (_calibrate)
 FLUSH_PAGE_SYMBOL: Final = "tlb_flush_page_x86_64"  # QEMU's tlb_flush_page(CPUState *, addr)
 # Exported by the project's build of libunicorn (patches/unicorn/0001-store-fast-path.patch).
@@ -63,7 +63,6 @@ class Binding:
         uc._Uc__finalizer()
         self.lib: Any = module.uclib
         self.tlb_entry: Any = module.uc_tlb_entry
-        self.context_type: Any = module.uc_context
         self.hook_type: Any = module.uc_hook_h
         try:
             self.engine_symbol = ctypes.cast(getattr(self.lib, ENGINE_SYMBOL), ctypes.c_void_p)
@@ -74,8 +73,7 @@ class Binding:
         self.reg_read = self.fast("uc_reg_read", p, i, p)
         self.reg_write = self.fast("uc_reg_write", p, i, p)
         self.reg_read_batch = self.fast("uc_reg_read_batch", p, p, p, i)
-        self.context_save = self.fast("uc_context_save", p, p)
-        self.context_restore = self.fast("uc_context_restore", p, p)
+        self.reg_write_batch = self.fast("uc_reg_write_batch", p, p, p, i)
         self.emu_stop = self.fast("uc_emu_stop", p)
         self.ctl = self.fast("uc_ctl", p, i)
         if not hasattr(self.lib, FLUSH_PAGE_SYMBOL):

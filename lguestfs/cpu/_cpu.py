@@ -74,8 +74,11 @@ _TLB_FLUSH: Final = (const.UC_CTL_IO_WRITE << 30) | const.UC_CTL_TLB_FLUSH
 # something flushes: after this many misses the fill stops the CPU and ``run`` flushes, so the
 # TLB can grow.
 TLB_GROW_FILLS: Final = 4096
-_HYPERCALL_REGS: Final = (CS, EAX, EDX, EBX, ECX)
-_HYPERCALL_FORMAT: Final = struct.Struct("<5Q")
+_HYPERCALL_REGS: Final = (CS, EAX, EDX, EBX, ECX)  # what a hypercall reads
+_TRAP_REGS: Final = (SS, ESP, EFLAGS, CS, EIP)  # what a trap frame holds
+_ENTER_REGS: Final = (SS, CS, ESP, EIP, EFLAGS)  # a privilege change, in the hardware's order
+_JUMP_REGS: Final = (ESP, CS, EIP)  # a trap taken at the same level
+_WORD: Final = 0xFFFFFFFF
 
 
 class RunEnd(enum.Enum):
@@ -83,6 +86,33 @@ class RunEnd(enum.Enum):
 
     STOPPED = "stopped"  # a hook or another thread stopped it, or a hook raised (re-raised by run)
     MMU = "mmu"  # pagetables refused a translation (or an access left guest memory): it knows why
+
+
+class _RegBatch:
+    """Registers read or written in one call into the library (``uc_reg_*_batch``)."""
+
+    def __init__(self, lib: Any, handle: int, ids: tuple[int, ...]) -> None:
+        self._lib, self._handle, self._count = lib, handle, len(ids)
+        self._ids = (ctypes.c_int32 * len(ids))(*ids)
+        self._values = (ctypes.c_uint64 * len(ids))()
+        base = ctypes.addressof(self._values)
+        self._refs = (ctypes.c_void_p * len(ids))(*(base + 8 * i for i in range(len(ids))))
+        self._ids_addr, self._refs_addr = ctypes.addressof(self._ids), ctypes.addressof(self._refs)
+        self._format = struct.Struct(f"<{len(ids)}Q")
+
+    def read(self) -> tuple[int, ...]:
+        """The values, each cut to 32 bits (a segment register fills only its low bytes)."""
+        self._values[:] = [0] * self._count
+        self._lib.reg_read_batch(self._handle, self._ids_addr, self._refs_addr, self._count)
+        return tuple(value & _WORD for value in self._format.unpack_from(self._values))
+
+    def write(self, *values: int) -> None:
+        self._values[:] = [value & _WORD for value in values]
+        status = self._lib.reg_write_batch(
+            self._handle, self._ids_addr, self._refs_addr, self._count
+        )
+        if status != const.UC_ERR_OK:
+            raise CpuError(f"cannot load registers {tuple(self._ids)} with {values}: {status}")
 
 
 class _FillState(ctypes.Structure):
@@ -166,10 +196,9 @@ class Cpu:
         self._reg_read, self._reg_write = lib.reg_read, lib.reg_write
         self._emu_stop, self._ctl, self._flush_page = lib.emu_stop, lib.ctl, lib.flush_page
         self._cpu_state = ctypes.c_uint64.from_address(self._handle + calibration.cpu).value
-        # The live hflags (calibrated ``env``): the CPL without a call into the library.
-        self._hflags = ctypes.c_uint32.from_address(
-            self._cpu_state + calibration.env + calibration.hflags
-        )
+        # The live registers (calibrated ``env``); among them hflags: the CPL without a call.
+        self._env = self._cpu_state + calibration.env
+        self._hflags = ctypes.c_uint32.from_address(self._env + calibration.hflags)
         self._running = False  # inside run(): hooks are being called
         self._fill = _FillState(
             hflags=ctypes.addressof(self._hflags),
@@ -189,18 +218,10 @@ class Cpu:
         self._install_hooks(hooks)
         self._value = ctypes.c_uint64()
         self._value_addr = ctypes.addressof(self._value)
-        self._batch_ids = (ctypes.c_int32 * len(_HYPERCALL_REGS))(*_HYPERCALL_REGS)
-        self._batch_values = (ctypes.c_uint64 * len(_HYPERCALL_REGS))()
-        base = ctypes.addressof(self._batch_values)
-        self._batch_refs = (ctypes.c_void_p * len(_HYPERCALL_REGS))(
-            *(base + 8 * i for i in range(len(_HYPERCALL_REGS)))
-        )
-        self._batch_ids_addr = ctypes.addressof(self._batch_ids)
-        self._batch_refs_addr = ctypes.addressof(self._batch_refs)
-        self._context = lib.context_type()
-        if lib.lib.uc_context_alloc(self._uch, ctypes.byref(self._context)) != const.UC_ERR_OK:
-            raise CpuError("uc_context_alloc failed")
-        self._context_addr: int = self._context.value or 0
+        self._hypercall_regs = _RegBatch(lib, self._handle, _HYPERCALL_REGS)
+        self._trap_regs = _RegBatch(lib, self._handle, _TRAP_REGS)
+        self._enter_regs = _RegBatch(lib, self._handle, _ENTER_REGS)
+        self._jump_regs = _RegBatch(lib, self._handle, _JUMP_REGS)
 
     def _install_hooks(self, hooks: CpuHooks) -> None:
         """INTR and TLB fill are hot: raw ctypes callbacks, not the binding's wrapped ones.
@@ -288,51 +309,44 @@ class Cpu:
         cr0 = self._uc.reg_read(_CR0)
         self._uc.reg_write(_CR0, cr0 | _CR0_TS if on else cr0 & ~_CR0_TS)
 
-    def hypercall_regs(self) -> tuple[int, int, int, int, int]:
+    def hypercall_regs(self) -> tuple[int, ...]:
         """CS, EAX, EDX, EBX, ECX in one call: what a hypercall needs."""
-        self._lib.reg_read_batch(self._handle, self._batch_ids_addr, self._batch_refs_addr, 5)
-        cs, eax, edx, ebx, ecx = _HYPERCALL_FORMAT.unpack_from(self._batch_values)
-        return cs & 0xFFFF, eax & 0xFFFFFFFF, edx & 0xFFFFFFFF, ebx & 0xFFFFFFFF, ecx & 0xFFFFFFFF
+        return self._hypercall_regs.read()
 
-    # --- the hidden state only the context blob holds ------------------------------------------
+    def trap_regs(self) -> tuple[int, ...]:
+        """SS, ESP, EFLAGS, CS, EIP in one call: what a trap frame holds."""
+        return self._trap_regs.read()
 
-    def _save(self) -> None:
-        self._lib.context_save(self._handle, self._context_addr)
-
-    def _restore(self) -> None:
-        self._lib.context_restore(self._handle, self._context_addr)
-
-    def _blob_int(self, offset: int) -> ctypes.c_int32:
-        return ctypes.c_int32.from_address(self._context_addr + offset)
-
-    def exception_info(self) -> tuple[int, bool]:
-        """(error code, raised by an ``int`` instruction?) of the exception being handled."""
-        self._save()
-        return self._blob_int(self._offsets.error_code).value, bool(
-            self._blob_int(self._offsets.exception_is_int).value
-        )
-
-    def clear_old_exception(self) -> None:
-        """Forget the exception in flight, so the next fault is not taken for a double fault."""
-        self._save()
-        self._blob_int(self._offsets.old_exception).value = -1
-        self._restore()
+    def jump(self, cs: int, esp: int, eip: int) -> None:
+        """Load CS:EIP and ESP at the current privilege level (a trap taken in the kernel)."""
+        self._jump_regs.write(esp, cs, eip)
+        if self._running:
+            self._emu_stop(self._handle)  # a hook moved EIP: end the run (see the module notes)
 
     def enter(self, cs: int, ss: int, esp: int, eip: int, eflags: int) -> None:
         """Load CS:EIP, SS:ESP and EFLAGS as a privilege change would (see the module notes).
 
-        The CPL becomes ``ss & 3``; SS and CS go through Unicorn's descriptor checks against
-        the Host GDT, which raise ``CpuError`` for a selector the hardware would refuse.
+        The CPL becomes ``ss & 3`` (in the live ``hflags``); SS and CS go through Unicorn's
+        descriptor checks against the Host GDT, which raise ``CpuError`` for a selector the
+        hardware would refuse.  Never during a run.
         """
-        self._save()
-        hflags = self._blob_int(self._offsets.hflags)
-        hflags.value = (hflags.value & ~HF_CPL_MASK) | (ss & 3)
-        self._restore()
-        self.set_reg(SS, ss)
-        self.set_reg(CS, cs)
-        self.set_reg(ESP, esp)
-        self.set_reg(EIP, eip)
-        self.set_reg(EFLAGS, eflags)
+        self._hflags.value = (self._hflags.value & ~HF_CPL_MASK) | (ss & HF_CPL_MASK)
+        self._enter_regs.write(ss, cs, esp, eip, eflags)
+
+    # --- the hidden state the register API does not reach: live, in the engine's env ----------
+
+    def _env_int(self, offset: int) -> ctypes.c_int32:
+        return ctypes.c_int32.from_address(self._env + offset)
+
+    def exception_info(self) -> tuple[int, bool]:
+        """(error code, raised by an ``int`` instruction?) of the exception being handled."""
+        return self._env_int(self._offsets.error_code).value, bool(
+            self._env_int(self._offsets.exception_is_int).value
+        )
+
+    def clear_old_exception(self) -> None:
+        """Forget the exception in flight, so the next fault is not taken for a double fault."""
+        self._env_int(self._offsets.old_exception).value = -1
 
     # --- set-up ------------------------------------------------------------------------------
 
@@ -340,9 +354,7 @@ class Cpu:
         """The state of spec 7.1: flat DPL-1 segments, paging on, EFLAGS 0x202, CPL 1 at ``eip``."""
         self.load_gdt(gdt)
         self._uc.reg_write(x86_const.UC_X86_REG_GDTR, (0, 0, GDT_ENTRIES * 8 - 1, 0))
-        self._save()
-        ctypes.c_uint64.from_address(self._context_addr + self._offsets.gdt_base).value = GDT_VADDR
-        self._restore()
+        ctypes.c_uint64.from_address(self._env + self._offsets.gdt_base).value = GDT_VADDR
         self._uc.reg_write(_CR0, self._uc.reg_read(_CR0) | _CR0_PE | _CR0_PG)
         self.enter(GUEST_CS, GUEST_DS, 0, eip, INITIAL_EFLAGS)
         for seg in (DS, ES):
@@ -402,7 +414,4 @@ class Cpu:
 
     def close(self) -> None:
         """Free the Unicorn instance; the guest's memory must outlive this call."""
-        if self._context_addr:
-            self._lib.lib.uc_context_free(self._context)
-            self._context_addr = 0
         self._uc._Uc__finalizer()
