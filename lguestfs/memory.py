@@ -96,13 +96,19 @@ class GuestMemory:
         self.check_write(addr, len(data))
         self.view[addr : addr + len(data)] = data
 
+    # The two below are on every hot path (page walks, trap frames): ``ok`` is inlined.
+
     def read_u32(self, addr: int) -> int:
-        self.check_read(addr, 4)
+        end = (addr + 4) & _WORD_MASK
+        if not (0 <= addr <= end and end >> PAGE_SHIFT < self.pfnlimit):
+            self.check_read(addr, 4)
         value: int = _U32.unpack_from(self.view, addr)[0]
         return value
 
     def write_u32(self, addr: int, value: int) -> None:
-        self.check_write(addr, 4)
+        end = (addr + 4) & _WORD_MASK
+        if not (0 <= addr <= end and end >> PAGE_SHIFT < self.pfnlimit):
+            self.check_write(addr, 4)
         _U32.pack_into(self.view, addr, value & _WORD_MASK)
 
     def close(self) -> None:

@@ -98,15 +98,15 @@ class _RegBatch:
         base = ctypes.addressof(self._values)
         self._refs = (ctypes.c_void_p * len(ids))(*(base + 8 * i for i in range(len(ids))))
         self._ids_addr, self._refs_addr = ctypes.addressof(self._ids), ctypes.addressof(self._refs)
-        self._format = struct.Struct(f"<{len(ids)}Q")
+        # A read fills the low 4 bytes of a slot (2 for a segment register), the rest stays 0.
+        self._format = struct.Struct("<" + "I4x" * len(ids))
 
     def read(self) -> tuple[int, ...]:
-        """The values, each cut to 32 bits (a segment register fills only its low bytes)."""
-        self._values[:] = [0] * self._count
         self._lib.reg_read_batch(self._handle, self._ids_addr, self._refs_addr, self._count)
-        return tuple(value & _WORD for value in self._format.unpack_from(self._values))
+        return self._format.unpack_from(self._values)
 
     def write(self, *values: int) -> None:
+        """Load the registers (a batch is either read or written, never both)."""
         self._values[:] = [value & _WORD for value in values]
         status = self._lib.reg_write_batch(
             self._handle, self._ids_addr, self._refs_addr, self._count
@@ -199,6 +199,8 @@ class Cpu:
         # The live registers (calibrated ``env``); among them hflags: the CPL without a call.
         self._env = self._cpu_state + calibration.env
         self._hflags = ctypes.c_uint32.from_address(self._env + calibration.hflags)
+        self._eip = ctypes.c_uint32.from_address(self._env + calibration.eip)
+        self._fault_address = ctypes.c_uint64.from_address(self._handle + calibration.fault_address)
         self._running = False  # inside run(): hooks are being called
         self._fill = _FillState(
             hflags=ctypes.addressof(self._hflags),
@@ -376,7 +378,7 @@ class Cpu:
             self.flush_tlb()
         self._running = True
         try:
-            status = self._lib.lib.uc_emu_start(self._uch, self.reg(EIP), STOP_ADDR, 0, 0)
+            status = self._lib.lib.uc_emu_start(self._uch, self._eip.value, STOP_ADDR, 0, 0)
         finally:
             self._running = False
         raised = self._hook_error or self._uc._hook_exception
@@ -410,7 +412,7 @@ class Cpu:
 
     def fault_address(self) -> int:
         """The address whose translation ``pagetables`` refused, ending the last run."""
-        return ctypes.c_uint64.from_address(self._handle + self._offsets.fault_address).value
+        return self._fault_address.value
 
     def close(self) -> None:
         """Free the Unicorn instance; the guest's memory must outlive this call."""
