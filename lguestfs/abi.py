@@ -123,6 +123,11 @@ PTE_PSE: Final = 0x080
 PTE_GLOBAL: Final = 0x100
 PDE_ALLOWED_FLAGS: Final = PTE_PRESENT | PTE_RW | PTE_USER | PTE_ACCESSED | PTE_DIRTY  # 0x67
 
+# A page fault's error code (i386): why the access faulted.
+PF_ERR_PRESENT: Final = 1  # the page was mapped (a protection fault); clear: not present
+PF_ERR_WRITE: Final = 2  # a write
+PF_ERR_USER: Final = 4  # from user mode (CPL 3)
+
 # --- Traps (spec 5.2) ----------------------------------------------------------------------
 
 TRAP_DE: Final = 0  # divide error

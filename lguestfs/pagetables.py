@@ -52,6 +52,9 @@ from lguestfs.abi import (
     PAGE_SHIFT,
     PAGE_SIZE,
     PDE_ALLOWED_FLAGS,
+    PF_ERR_PRESENT,
+    PF_ERR_USER,
+    PF_ERR_WRITE,
     PTE_ACCESSED,
     PTE_DIRTY,
     PTE_GLOBAL,
@@ -69,12 +72,11 @@ SHADOW_CACHE: Final = 4  # lg->pgdirs[4]
 STACK_PAGES_MAX: Final = 2  # SET_STACK's limit on the kernel stack
 _PTES_PER_PAGE: Final = 1024
 _FLAGS: Final = 0xFFF
-_ERR_PRESENT: Final = 1
-_ERR_WRITE: Final = 2
-_ERR_USER: Final = 4
 # A shadow's PTEs: 4 GB of pages, and one page more, which the only address above 4 GB that
 # reaches a fill (the GDT page) indexes when it is written: it reads 0, as any absent entry.
 _SHADOW_BYTES: Final = (_PTES_PER_PAGE + 1) * _PTES_PER_PAGE * 4
+_TABLES_AT: Final = _SHADOW_BYTES  # where a shadow's ``tables`` bytes start in its mapping
+_HAS_TABLE: Final = b"\x01"
 _MAP_NORESERVE: Final = 0x4000  # Linux's; the mmap module of Python 3.11 does not name it
 _SHADOW_FLAGS: Final = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE
 # The highest address a fill can index: the GDT page's last byte (see _SHADOW_BYTES).
@@ -93,15 +95,20 @@ class Shadow:
     mapping of 4 MB that the kernel fills with pages only where entries are written: like
     2.6.24's shadow page tables, at most one 4 KiB page per page-directory slot the guest uses,
     whatever its tables say (a directory whose 1023 slots share one table costs 4 MB, not one
-    Python object per page), given back when the guest ends (``close``).
+    Python object per page), given back when the guest ends (``close``).  After them, one byte
+    per page-directory slot, ``tables``: 1 once the slot has a shadow page table.  The CPU's C
+    fill reads and fills both (``Cpu.fill_from``), so they are plain arrays at fixed addresses.
     """
 
     def __init__(self, gpgdir: int) -> None:
         self.gpgdir = gpgdir
-        self._map = mmap.mmap(-1, _SHADOW_BYTES, flags=_SHADOW_FLAGS)
-        self.ptes = memoryview(self._map).cast("I")  # virtual page number -> shadow PTE
+        self._map = mmap.mmap(-1, _TABLES_AT + PAGE_SIZE, flags=_SHADOW_FLAGS)
+        whole = memoryview(self._map)
+        self.ptes = whole[:_TABLES_AT].cast("I")  # virtual page number -> shadow PTE
+        self.tables = whole[_TABLES_AT : _TABLES_AT + _PTES_PER_PAGE]  # slot -> 1: has a table
+        whole.release()
         self.address = ctypes.addressof(ctypes.c_char.from_buffer(self._map))  # where the CPU reads
-        self.tables: set[int] = set()  # page-directory slots with a shadow page table
+        self.tables_address = self.address + _TABLES_AT
 
     def install(self, vpn: int, spte: int) -> bool:
         """Set one entry; True if a TLB entry made from the old one is now wrong."""
@@ -111,18 +118,23 @@ class Shadow:
 
     def forget_pde(self, index: int) -> bool:
         """Drop one page-directory slot's entries; True if it had any."""
-        if index not in self.tables:
+        if not self.tables[index]:
             return False
-        self.tables.discard(index)
+        self.tables[index] = 0
         self.ptes[index * _PTES_PER_PAGE : (index + 1) * _PTES_PER_PAGE] = _NO_PTES
         return True
 
     def forget_below(self, index: int) -> None:
-        for pde in [p for p in self.tables if p < index]:
-            self.forget_pde(pde)
+        """Drop the entries of every slot below ``index`` (the search runs in C: ``mmap.find``)."""
+        end = _TABLES_AT + index
+        found = self._map.find(_HAS_TABLE, _TABLES_AT, end)
+        while found >= 0:
+            self.forget_pde(found - _TABLES_AT)
+            found = self._map.find(_HAS_TABLE, found + 1, end)
 
     def close(self) -> None:
         self.ptes.release()
+        self.tables.release()
         self._map.close()
 
 
@@ -135,7 +147,8 @@ class PageTables:
         pgdir: int,
         *,
         cpl: Callable[[], int],
-        fill_from: Callable[[int, int], None],
+        fill_from: Callable[[int, int, int, int], None],
+        refused_fill: Callable[[], tuple[int, int] | None],
         flush_tlb: Callable[[], None],
         flush_tlb_page: Callable[[int], None],
         kill: Callable[[str], None],
@@ -143,6 +156,7 @@ class PageTables:
         self._memory = memory
         self._cpl = cpl
         self._fill_from = fill_from
+        self._refused_fill = refused_fill
         self.flush_tlb = flush_tlb  # empty Unicorn's TLB: the shadows stay
         self._flush_tlb_page = flush_tlb_page
         self._kill = kill
@@ -158,7 +172,7 @@ class PageTables:
 
     def _use(self, shadow: Shadow) -> Shadow:
         """Make ``shadow`` the one the CPU fills its TLB from (the caller flushes the TLB)."""
-        self._fill_from(shadow.address, _SHADOW_BYTES // 4)
+        self._fill_from(shadow.address, shadow.tables_address, _SHADOW_BYTES // 4, shadow.gpgdir)
         return shadow
 
     @property
@@ -180,9 +194,9 @@ class PageTables:
         spte = self.shadow.ptes[vpn]
         if not spte or not _allows(spte, write, user):
             errcode = (
-                (_ERR_PRESENT if spte else 0)
-                | (_ERR_WRITE if write else 0)
-                | (_ERR_USER if user else 0)
+                (PF_ERR_PRESENT if spte else 0)
+                | (PF_ERR_WRITE if write else 0)
+                | (PF_ERR_USER if user else 0)
             )
             if not self.demand_page(vaddr, errcode):
                 self._fault = (vaddr, errcode)
@@ -212,25 +226,25 @@ class PageTables:
             gpde = self._memory.read_u32(self.shadow.gpgdir + pde_index * 4)
             if not gpde & PTE_PRESENT:
                 return False
-            if pde_index not in self.shadow.tables:
+            if not self.shadow.tables[pde_index]:
                 if (
                     gpde & _FLAGS & ~PDE_ALLOWED_FLAGS
                     or gpde >> PAGE_SHIFT >= self._memory.pfnlimit
                 ):
                     self._kill("bad page directory entry")
                     return False
-                self.shadow.tables.add(pde_index)
+                self.shadow.tables[pde_index] = 1
             gpte_addr = (gpde & ~_FLAGS) + ((vaddr >> PAGE_SHIFT) & (_PTES_PER_PAGE - 1)) * 4
             gpte = self._memory.read_u32(gpte_addr)
             if not gpte & PTE_PRESENT:
                 return False
-            if errcode & _ERR_WRITE and not gpte & PTE_RW:
+            if errcode & PF_ERR_WRITE and not gpte & PTE_RW:
                 return False
-            if errcode & _ERR_USER and not gpte & PTE_USER:
+            if errcode & PF_ERR_USER and not gpte & PTE_USER:
                 return False
             if not self._check_gpte(gpte):
                 return False
-            gpte |= PTE_ACCESSED | (PTE_DIRTY if errcode & _ERR_WRITE else 0)
+            gpte |= PTE_ACCESSED | (PTE_DIRTY if errcode & PF_ERR_WRITE else 0)
             self.shadow.install(vaddr >> PAGE_SHIFT, _shadow_pte(gpte))
             self._memory.write_u32(gpte_addr, gpte)
         except GuestAccessError as e:
@@ -247,9 +261,13 @@ class PageTables:
     def take_fault(self, address: int) -> tuple[int, int] | None:
         """(CR2, error code) of the access the last refusal ended the run on, if any.
 
-        ``address`` is the faulting byte Unicorn kept; a refusal only knew its page.
+        ``address`` is the faulting byte Unicorn kept; a refusal only knew its page.  The
+        refusal is the C fill's (``Cpu.take_refused_fill``) or, for a miss it left to Python,
+        ``fill``'s own.
         """
         fault, self._fault = self._fault, None
+        refused_in_c = self._refused_fill()
+        fault = fault or refused_in_c
         if fault is None:
             return None
         page, errcode = fault
@@ -291,7 +309,7 @@ class PageTables:
             young = bool(gpte & (PTE_DIRTY | PTE_ACCESSED))
             if young and not self._check_gpte(gpte):
                 continue
-            if pde_index not in shadow.tables:
+            if not shadow.tables[pde_index]:
                 continue
             vpn = (pde_index << 10) | ((vaddr >> PAGE_SHIFT) & (_PTES_PER_PAGE - 1))
             outdated = shadow.install(vpn, _shadow_pte(gpte) if young else 0)
@@ -330,7 +348,7 @@ class PageTables:
             vaddr = (esp1 - 1 - i * 4096) & 0xFFFFFFFF
             if self.shadow.ptes[vaddr >> PAGE_SHIFT] & PTE_RW:
                 continue
-            if not self.demand_page(vaddr, _ERR_WRITE):
+            if not self.demand_page(vaddr, PF_ERR_WRITE):
                 self._kill(f"bad stack page {(esp1 - i * 4096) & 0xFFFFFFFF:#x}")
 
     def close(self) -> None:

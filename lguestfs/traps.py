@@ -48,16 +48,17 @@ class Traps:
     def after_run(self, end: RunEnd) -> None:
         """Handle what stopped the CPU: a deferred trap, or a translation ``pagetables`` refused."""
         g = self.g
+        # A refusal after a deferred instruction (later in its block) is dropped with the run:
+        # the guest makes that access again once the trap is handled.
+        fault = g.pagetables.take_fault(g.cpu.fault_address()) if end is RunEnd.MMU else None
         if self.deferred is not None:
             eip, trap, errcode = self.deferred
             self.deferred = None
             g.cpu.set_reg(EIP, eip)
             interrupts.reflect_or_kill(g, trap, errcode)
-        elif end is RunEnd.MMU:
-            fault = g.pagetables.take_fault(g.cpu.fault_address())
-            if fault is not None and g.death is None:
-                g.page_faults += 1
-                interrupts.handle_page_fault(g, *fault)
+        elif fault is not None and g.death is None:
+            g.page_faults += 1
+            interrupts.handle_page_fault(g, *fault)
 
     def after_exit(self) -> None:
         """Steps 2-5 of the loop without leaving the CPU; stop it if the loop must act.

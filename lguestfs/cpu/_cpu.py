@@ -21,9 +21,19 @@ from lguestfs.abi import (
     INITIAL_EFLAGS,
     PAGE_SHIFT,
     PAGE_SIZE,
+    PDE_ALLOWED_FLAGS,
+    PF_ERR_PRESENT,
+    PF_ERR_USER,
+    PF_ERR_WRITE,
+    PTE_ACCESSED,
+    PTE_DIRTY,
+    PTE_GLOBAL,
     PTE_PRESENT,
+    PTE_PSE,
+    PTE_PWT,
     PTE_RW,
     PTE_USER,
+    SWITCHER_PDE,
 )
 from lguestfs.cpu._binding import CpuError, const, handle, new_uc, unicorn, x86_const
 from lguestfs.cpu._calibrate import HF_CPL_MASK, calibrate
@@ -120,7 +130,11 @@ class _FillState(ctypes.Structure):
 
     _fields_ = (
         ("ptes", ctypes.c_void_p),
+        ("tables", ctypes.c_void_p),
         ("hflags", ctypes.c_void_p),
+        ("memory", ctypes.c_void_p),
+        ("pfnlimit", ctypes.c_uint64),
+        ("gpgdir", ctypes.c_uint64),
         ("pages", ctypes.c_uint64),
         ("host_vaddr", ctypes.c_uint64),
         ("host_paddr", ctypes.c_uint64),
@@ -128,14 +142,26 @@ class _FillState(ctypes.Structure):
         ("stop", ctypes.c_void_p),
         ("fills", ctypes.c_uint64),
         ("stop_at_fills", ctypes.c_uint64),
+        ("refused_vaddr", ctypes.c_uint64),
+        ("refused_errcode", ctypes.c_uint32),
+        ("refused", ctypes.c_uint32),
         ("access_write", ctypes.c_int32),
         ("prot_rx", ctypes.c_uint32),
         ("prot_write", ctypes.c_uint32),
+        ("cpl_mask", ctypes.c_uint32),
+        ("page_shift", ctypes.c_uint32),
         ("pte_present", ctypes.c_uint32),
         ("pte_rw", ctypes.c_uint32),
         ("pte_user", ctypes.c_uint32),
-        ("cpl_mask", ctypes.c_uint32),
-        ("page_shift", ctypes.c_uint32),
+        ("pte_accessed", ctypes.c_uint32),
+        ("pte_dirty", ctypes.c_uint32),
+        ("pte_global", ctypes.c_uint32),
+        ("pte_refused", ctypes.c_uint32),
+        ("pde_allowed", ctypes.c_uint32),
+        ("switcher_pde", ctypes.c_uint32),
+        ("err_present", ctypes.c_uint32),
+        ("err_write", ctypes.c_uint32),
+        ("err_user", ctypes.c_uint32),
     )
 
 
@@ -204,6 +230,8 @@ class Cpu:
         self._running = False  # inside run(): hooks are being called
         self._fill = _FillState(
             hflags=ctypes.addressof(self._hflags),
+            memory=memory.address,
+            pfnlimit=memory.pfnlimit,
             host_vaddr=GDT_VADDR,
             host_paddr=self.host_page,
             stop=ctypes.cast(lib.emu_stop, ctypes.c_void_p).value,
@@ -211,11 +239,20 @@ class Cpu:
             access_write=ACCESS_WRITE,
             prot_rx=PROT_RX,
             prot_write=PROT_WRITE,
+            cpl_mask=HF_CPL_MASK,
+            page_shift=PAGE_SHIFT,
             pte_present=PTE_PRESENT,
             pte_rw=PTE_RW,
             pte_user=PTE_USER,
-            cpl_mask=HF_CPL_MASK,
-            page_shift=PAGE_SHIFT,
+            pte_accessed=PTE_ACCESSED,
+            pte_dirty=PTE_DIRTY,
+            pte_global=PTE_GLOBAL,
+            pte_refused=PTE_PWT | PTE_PSE,
+            pde_allowed=PDE_ALLOWED_FLAGS,
+            switcher_pde=SWITCHER_PDE,
+            err_present=PF_ERR_PRESENT,
+            err_write=PF_ERR_WRITE,
+            err_user=PF_ERR_USER,
         )
         self._install_hooks(hooks)
         self._value = ctypes.c_uint64()
@@ -395,12 +432,23 @@ class Cpu:
         """Ask a running ``run`` to return (from any thread; lost if it lands too early)."""
         self._emu_stop(self._handle)
 
-    def fill_from(self, ptes: int, pages: int) -> None:
-        """Answer TLB misses from the i386 page table entries at address ``ptes``, one for each
-        of the ``pages`` first virtual pages; ``on_tlb_fill`` gets a miss that its entry does not
-        allow.  The table must stay mapped until ``close``."""
-        self._fill.ptes = ptes
-        self._fill.pages = pages
+    def fill_from(self, ptes: int, tables: int, pages: int, gpgdir: int) -> None:
+        """Answer TLB misses from a shadow of the guest's page directory ``gpgdir``: its i386
+        PTEs at address ``ptes`` (one for each of the ``pages`` first virtual pages) and a byte
+        per page-directory slot at ``tables`` (1: looked at), filled as ``PageTables`` fills
+        them (``_fill.c``).  ``on_tlb_fill`` gets the misses that need a decision.  Both arrays
+        must stay mapped until ``close``."""
+        fill = self._fill
+        fill.ptes, fill.tables, fill.pages, fill.gpgdir = ptes, tables, pages, gpgdir
+
+    def take_refused_fill(self) -> tuple[int, int] | None:
+        """(address, page-fault error code) of the miss the C fill refused, ending the last run,
+        if it did; taken once."""
+        fill = self._fill
+        if not fill.refused:
+            return None
+        fill.refused = 0
+        return fill.refused_vaddr, fill.refused_errcode
 
     def flush_tlb(self) -> None:
         self._ctl(self._handle, _TLB_FLUSH)
