@@ -43,6 +43,8 @@ from lguestfs.state import Lguest
 
 _TIMESPEC = struct.Struct("<ii")
 _WORD = 0xFFFFFFFF
+# A trap frame: EIP, CS, EFLAGS, then an error code and SS:ESP (from user mode) if any.
+_FRAMES = {words: struct.Struct(f"<{words}I") for words in range(3, 7)}
 
 
 def _handler(gate: tuple[int, int]) -> int:
@@ -104,11 +106,13 @@ def set_guest_interrupt(g: Lguest, gate: tuple[int, int], errcode: int | None) -
 
 def _push(memory: GuestMemory, top: int, words: list[int]) -> int:
     """2.6.24's ``push_guest_stack()`` of each word in turn, below guest-physical ``top``;
-    returns the new top.  One write when the whole frame is inside guest memory; else word by
-    word, so the first word that falls outside is the one the error names, as in 2.6.24."""
+    returns the new top (``words`` is used up).  One write when the whole frame is inside
+    guest memory; else word by word, so the first word that falls outside is the one the error
+    names, as in 2.6.24."""
     bottom = top - 4 * len(words)
     if bottom >= 0 and memory.ok(bottom, top - bottom):
-        memory.write(bottom, struct.pack(f"<{len(words)}I", *reversed(words)))
+        words.reverse()  # the last pushed is the lowest
+        memory.write(bottom, _FRAMES[len(words)].pack(*words))
         return bottom
     for word in words:
         top = (top - 4) & _WORD  # 32-bit, as the kernel's unsigned long

@@ -88,7 +88,6 @@ _HYPERCALL_REGS: Final = (CS, EAX, EDX, EBX, ECX)  # what a hypercall reads
 _TRAP_REGS: Final = (SS, ESP, EFLAGS, CS, EIP)  # what a trap frame holds
 _ENTER_REGS: Final = (SS, CS, ESP, EIP, EFLAGS)  # a privilege change, in the hardware's order
 _JUMP_REGS: Final = (ESP, CS, EIP)  # a trap taken at the same level
-_WORD: Final = 0xFFFFFFFF
 
 
 class RunEnd(enum.Enum):
@@ -116,8 +115,9 @@ class _RegBatch:
         return self._format.unpack_from(self._values)
 
     def write(self, *values: int) -> None:
-        """Load the registers (a batch is either read or written, never both)."""
-        self._values[:] = [value & _WORD for value in values]
+        """Load the registers (a batch is either read or written, never both).  A register
+        takes the low 32 bits of its slot, so a value needs no masking (ctypes wraps it)."""
+        self._values[:] = list(values)
         status = self._lib.reg_write_batch(
             self._handle, self._ids_addr, self._refs_addr, self._count
         )
