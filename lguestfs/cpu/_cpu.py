@@ -169,6 +169,38 @@ if ctypes.sizeof(_FillState) != STATE_SIZE:
     raise ImportError(f"_fill.c's state is {STATE_SIZE} bytes, its mirror here {_FillState}")
 
 
+def fill_state(memory: GuestMemory, *, hflags: int, host_page: int, stop: int) -> _FillState:
+    """The C fill's state for ``memory``, reading the CPL at address ``hflags``, mapping the Host's
+    page at ``host_page`` and stopping the CPU with the C function at ``stop``; the shadow comes
+    later (``Cpu.fill_from``).  (Also how ``tests/test_host_fill.py`` runs the C fill alone.)"""
+    return _FillState(
+        hflags=hflags,
+        memory=memory.address,
+        pfnlimit=memory.pfnlimit,
+        host_vaddr=GDT_VADDR,
+        host_paddr=host_page,
+        stop=stop,
+        stop_at_fills=TLB_GROW_FILLS,
+        access_write=ACCESS_WRITE,
+        prot_rx=PROT_RX,
+        prot_write=PROT_WRITE,
+        cpl_mask=HF_CPL_MASK,
+        page_shift=PAGE_SHIFT,
+        pte_present=PTE_PRESENT,
+        pte_rw=PTE_RW,
+        pte_user=PTE_USER,
+        pte_accessed=PTE_ACCESSED,
+        pte_dirty=PTE_DIRTY,
+        pte_global=PTE_GLOBAL,
+        pte_refused=PTE_PWT | PTE_PSE,
+        pde_allowed=PDE_ALLOWED_FLAGS,
+        switcher_pde=SWITCHER_PDE,
+        err_present=PF_ERR_PRESENT,
+        err_write=PF_ERR_WRITE,
+        err_user=PF_ERR_USER,
+    )
+
+
 class CpuHooks(Protocol):
     """What the Host does when Unicorn calls back (all on the guest thread, inside ``run``)."""
 
@@ -228,31 +260,11 @@ class Cpu:
         self._eip = ctypes.c_uint32.from_address(self._env + calibration.eip)
         self._fault_address = ctypes.c_uint64.from_address(self._handle + calibration.fault_address)
         self._running = False  # inside run(): hooks are being called
-        self._fill = _FillState(
+        self._fill = fill_state(
+            memory,
             hflags=ctypes.addressof(self._hflags),
-            memory=memory.address,
-            pfnlimit=memory.pfnlimit,
-            host_vaddr=GDT_VADDR,
-            host_paddr=self.host_page,
-            stop=ctypes.cast(lib.emu_stop, ctypes.c_void_p).value,
-            stop_at_fills=TLB_GROW_FILLS,
-            access_write=ACCESS_WRITE,
-            prot_rx=PROT_RX,
-            prot_write=PROT_WRITE,
-            cpl_mask=HF_CPL_MASK,
-            page_shift=PAGE_SHIFT,
-            pte_present=PTE_PRESENT,
-            pte_rw=PTE_RW,
-            pte_user=PTE_USER,
-            pte_accessed=PTE_ACCESSED,
-            pte_dirty=PTE_DIRTY,
-            pte_global=PTE_GLOBAL,
-            pte_refused=PTE_PWT | PTE_PSE,
-            pde_allowed=PDE_ALLOWED_FLAGS,
-            switcher_pde=SWITCHER_PDE,
-            err_present=PF_ERR_PRESENT,
-            err_write=PF_ERR_WRITE,
-            err_user=PF_ERR_USER,
+            host_page=self.host_page,
+            stop=ctypes.cast(lib.emu_stop, ctypes.c_void_p).value or 0,
         )
         self._install_hooks(hooks)
         self._value = ctypes.c_uint64()
