@@ -5,10 +5,14 @@ translated code.  These tests pin what must not change with it, in the TLB mode 
 (``UC_TLB_VIRTUAL``, every miss answered by a hook): a store reaches code it rewrites whichever
 virtual address it goes through, and a write hook sees every store.  The guest-level check is
 ``tests/guests/self_modifying.c`` (in ``test_guest_rows``); the speed is ``scripts/bench``'s
-"guest stores" figure.
+"guest stores" figure.  ``0002-inline-exit-check.patch`` tests for a pending stop inline at
+each block's start: a stop from another thread must still end a loop that never leaves its
+block (the guest-level guarantees are ``tests/test_host_stopping.py``).
 """
 
 import struct
+import subprocess
+import sys
 from typing import Any, cast
 
 import unicorn
@@ -79,3 +83,28 @@ def test_a_write_hook_added_late_sees_stores_to_a_page_without_code() -> None:
     )
     rewrite_through_alias(uc, 7)
     assert seen == [(CODE_PHYS + 1, 7)]
+
+
+# A CPU spinning on ``jmp .`` (one block chained to itself), stopped from another thread.
+SPIN_AND_STOP = """
+import threading, time, unicorn
+from unicorn import unicorn_const as c
+uc = unicorn.Uc(c.UC_ARCH_X86, c.UC_MODE_32)
+uc.mem_map(0x1000, 0x2000)
+uc.mem_write(0x1000, bytes([0xEB, 0xFE]))
+def stop():
+    time.sleep(0.2)
+    while True:
+        uc.emu_stop()
+        time.sleep(0.01)
+threading.Thread(target=stop, daemon=True).start()
+uc.emu_start(0x1000, 0x2FFF)
+print("stopped")
+"""
+
+
+def test_a_stop_from_another_thread_ends_a_block_looping_on_itself() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", SPIN_AND_STOP], capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.strip() == "stopped", result.stderr
