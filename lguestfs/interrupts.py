@@ -110,7 +110,7 @@ def _push(memory: GuestMemory, top: int, words: list[int]) -> int:
     guest memory; else word by word, so the first word that falls outside is the one the error
     names, as in 2.6.24."""
     bottom = top - 4 * len(words)
-    if bottom >= 0 and memory.ok(bottom, top - bottom):
+    if memory.ok(bottom, top - bottom):
         words.reverse()  # the last pushed is the lowest
         memory.write(bottom, _FRAMES[len(words)].pack(*words))
         return bottom

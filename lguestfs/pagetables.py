@@ -2,8 +2,9 @@
 
 Where this sits: the guest runs with paging on from its first instruction, on tables it builds in
 its own memory.  Unicorn (``cpu``) runs in ``UC_TLB_VIRTUAL`` mode: every TLB miss is answered
-from the current shadow (below) by the CPU's own C fill, and the misses it does not allow land in
-``PageTables.fill`` here (called by ``traps``, the CPU's hooks): that is our MMU.  A hypercall
+by the CPU's own C fill, from the current shadow (below) or by the common path of
+``demand_page``, and the misses that need a decision land in ``PageTables.fill`` here (called
+by ``traps``, the CPU's hooks), which is the reference for all of it: that is our MMU.  A hypercall
 (``hypercalls``) changes what it maps (NEW_PGTABLE, SET_PTE, SET_PMD, FLUSH_TLB); ``traps``
 reflects the faults we refuse.
 
@@ -20,7 +21,8 @@ The design is 2.6.24's shadow paging, kept as data instead of as real page table
 * Otherwise it is a page fault, handled like ``demand_page()``: walk the guest's tables with every
   check (PDE flags within 0x67 and pfn < pfnlimit, PTE without PWT/PSE and pfn < pfnlimit, PDE
   1023 = switcher pages), set Accessed (and Dirty on a write) in the guest's PTE, install the
-  shadow entry and retry.  If the guest's own tables forbid the access, the fault is reflected:
+  shadow entry and retry (the C fill does all of this itself unless the guest must die; then
+  it asks ``fill``).  If the guest's own tables forbid the access, the fault is reflected:
   the error code has P set when the *shadow* already mapped the page, W for a write, U at CPL 3.
 * A refused access makes ``fill`` return False: Unicorn ends the run right there, with EIP on
   the faulting instruction and nothing after it run.  The callback is only told the page; the
@@ -182,8 +184,8 @@ class PageTables:
     # --- the TLB miss: our MMU ----------------------------------------------------------------
 
     def fill(self, vaddr: int, access: int, entry: Any) -> bool:
-        """A TLB miss the shadow does not allow (the CPU answers the others from the shadow
-        itself, ``Cpu.fill_from``): demand-page ``vaddr``, or refuse and arrange a fault."""
+        """A TLB miss the CPU's C fill (``Cpu.fill_from``) left to Python, which decides it
+        in full: map it from the shadow, demand-page ``vaddr``, or refuse (a fault, or a kill)."""
         write = access == ACCESS_WRITE
         if vaddr > _LAST_ADDRESS:  # never on the hot path: see _SIGN_EXTENDED
             if vaddr >> 32 != _SIGN_EXTENDED:

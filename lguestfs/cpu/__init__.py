@@ -59,10 +59,10 @@ measured again at every start and each has its own test (``tests/test_host_cpu_f
   stops it, and the next ``emu_start`` begins clean.
 * **The MMU** (calibrated: ``fault_address``).  Unicorn runs in ``UC_TLB_VIRTUAL`` mode: every
   TLB miss calls the ``UC_HOOK_TLB_FILL`` hook, which sets ``entry.paddr`` and ``entry.perms``.
-  That hook is C (``_fill.c``), answering from the current shadow page table; only a miss the
-  shadow does not allow calls ``pagetables`` (in Python: a ctypes callback costs about 2 us, and
-  a real Linux guest misses ~800 times per fork+exec), which walks the guest's own tables and
-  enforces spec 6.  A refused
+  That hook is C (``_fill.c``): it answers from the current shadow page table, or walks the
+  guest's own tables as ``pagetables.demand_page`` does and maps or refuses; only a miss that
+  needs a decision (one that kills) calls ``pagetables`` in Python (a ctypes callback costs
+  about 2 us, and a real Linux guest misses ~800 times per fork+exec).  A refused
   miss ends the run on the faulting instruction with ``UC_ERR_EXCEPTION``; the faulting byte is
   kept in the engine (``uc->invalid_addr``, found by refusing two known addresses).  Unicorn sizes
   its TLB (256 entries at first) only when it is flushed, growing it when it was >70% full, so a

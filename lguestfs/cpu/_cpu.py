@@ -205,8 +205,8 @@ class CpuHooks(Protocol):
     """What the Host does when Unicorn calls back (all on the guest thread, inside ``run``)."""
 
     def on_tlb_fill(self, vaddr: int, access: int, entry: Any) -> bool:
-        """A TLB miss on the page at ``vaddr`` that the page table (``fill_from``) does not
-        allow: set ``entry.paddr``/``entry.perms`` and return True, or return False to refuse
+        """A TLB miss on the page at ``vaddr`` that the C fill (``fill_from``) leaves to
+        Python: set ``entry.paddr``/``entry.perms`` and return True, or return False to refuse
         it (the run ends on the faulting instruction)."""
 
     def on_trap(self, intno: int) -> None:
