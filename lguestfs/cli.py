@@ -131,17 +131,10 @@ def raise_descriptor_limit() -> None:
         log.debug("descriptor limit raised from %d to %d", soft, hard)
 
 
-def log_unicorn_build(patches: str | None) -> None:
-    """Say whether the CPU runs on the project's Unicorn build: a stock one is much slower."""
+def log_unicorn_build(patches: str) -> None:
+    """Say which build of Unicorn the CPU runs on (a stock one is refused by ``calibrate``)."""
     version = metadata.version("unicorn")
-    if patches is None:
-        log.warning(
-            "CPU: the libunicorn loaded (unicorn %s installed) lacks the project's patches: "
-            "every guest store takes its slow path (scripts/setup installs the project's build)",
-            version,
-        )
-    else:
-        log.info("CPU: Unicorn %s with the project's patches (%s)", version, patches)
+    log.info("CPU: Unicorn %s with the project's patches (%s)", version, patches)
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:

@@ -437,7 +437,8 @@ class Guest:
                 kicker.in_cpu = False
                 continue
             try:
-                self.traps.after_run(g.cpu.run())  # 8.
+                g.cpu.run()  # 8.
+                self.traps.after_run()
             finally:
                 kicker.in_cpu = False
         return RunExit.DIED, 0

@@ -24,9 +24,10 @@ The design is 2.6.24's shadow paging, kept as data instead of as real page table
   shadow entry and retry (the C fill does all of this itself unless the guest must die; then
   it asks ``fill``).  If the guest's own tables forbid the access, the fault is reflected:
   the error code has P set when the *shadow* already mapped the page, W for a write, U at CPL 3.
-* A refused access makes ``fill`` return False: Unicorn ends the run right there, with EIP on
-  the faulting instruction and nothing after it run.  The callback is only told the page; the
-  faulting byte, which becomes CR2, is the address Unicorn kept (``Cpu.fault_address``).
+* Such a fault is the guest's own: ``fill`` refuses with it (``entry.perms`` =
+  ``guest_page_fault``, the error code in ``entry.paddr``), and the CPU raises #PF on the
+  faulting instruction, as the hardware would, with the faulting byte as CR2; ``traps`` reflects
+  it from the INTR hook and the run goes on.  Any other refusal (a kill) ends the run.
 * Unicorn's TLB only ever holds entries of the current shadow (switching shadows flushes it), so it
   is flushed only when an entry of the current shadow is dropped, moved to another page or loses a
   permission (``_outdates``), and for SET_PTE only that page (QEMU's ``tlb_flush_page``, which also
@@ -150,7 +151,7 @@ class PageTables:
         *,
         cpl: Callable[[], int],
         fill_from: Callable[[int, int, int, int], None],
-        refused_fill: Callable[[], tuple[int, int] | None],
+        guest_page_fault: int,
         flush_tlb: Callable[[], None],
         flush_tlb_page: Callable[[int], None],
         kill: Callable[[str], None],
@@ -158,15 +159,13 @@ class PageTables:
         self._memory = memory
         self._cpl = cpl
         self._fill_from = fill_from
-        self._refused_fill = refused_fill
+        self._guest_page_fault = guest_page_fault  # the perms that refuse with the guest's #PF
         self.flush_tlb = flush_tlb  # empty Unicorn's TLB: the shadows stay
         self._flush_tlb_page = flush_tlb_page
         self._kill = kill
         self.kernel_address = 0  # from lguest_data at LGUEST_INIT
         self.shadow = self._use(Shadow(pgdir))
         self.slots: list[Shadow | None] = [self.shadow] + [None] * (SHADOW_CACHE - 1)
-        # The fault a refused fill produced: (page vaddr, error code); taken by take_fault().
-        self._fault: tuple[int, int] | None = None
         self.stack: tuple[int, int] = (
             0,
             0,
@@ -185,7 +184,8 @@ class PageTables:
 
     def fill(self, vaddr: int, access: int, entry: Any) -> bool:
         """A TLB miss the CPU's C fill (``Cpu.fill_from``) left to Python, which decides it
-        in full: map it from the shadow, demand-page ``vaddr``, or refuse (a fault, or a kill)."""
+        in full: map it from the shadow, demand-page ``vaddr``, or refuse (the guest's page
+        fault, or a kill)."""
         write = access == ACCESS_WRITE
         if vaddr > _LAST_ADDRESS:  # never on the hot path: see _SIGN_EXTENDED
             if vaddr >> 32 != _SIGN_EXTENDED:
@@ -201,7 +201,7 @@ class PageTables:
                 | (PF_ERR_USER if user else 0)
             )
             if not self.demand_page(vaddr, errcode):
-                self._fault = (vaddr, errcode)
+                entry.paddr, entry.perms = errcode, self._guest_page_fault
                 return False
             spte = self.shadow.ptes[vpn]
         entry.paddr = spte & ~_FLAGS
@@ -259,21 +259,6 @@ class PageTables:
             self._kill("bad page table entry")
             return False
         return True
-
-    def take_fault(self, address: int) -> tuple[int, int] | None:
-        """(CR2, error code) of the access the last refusal ended the run on, if any.
-
-        ``address`` is the faulting byte Unicorn kept; a refusal only knew its page.  The
-        refusal is the C fill's (``Cpu.take_refused_fill``) or, for a miss it left to Python,
-        ``fill``'s own.
-        """
-        fault, self._fault = self._fault, None
-        refused_in_c = self._refused_fill()
-        fault = fault or refused_in_c
-        if fault is None:
-            return None
-        page, errcode = fault
-        return (address if address >> PAGE_SHIFT == page >> PAGE_SHIFT else page), errcode
 
     # --- hypercalls (spec 6) ------------------------------------------------------------------
 

@@ -85,7 +85,7 @@ class Lguest:
             pgdir,
             cpl=self.cpu.cpl,
             fill_from=self.cpu.fill_from,
-            refused_fill=self.cpu.take_refused_fill,
+            guest_page_fault=self.cpu.guest_page_fault,
             flush_tlb=self.cpu.flush_tlb,
             flush_tlb_page=self.cpu.flush_tlb_page,
             kill=self.kill,

@@ -5,8 +5,11 @@ guest's thread, inside ``Cpu.run``: the INTR hook (hypercalls, ``int``, exceptio
 I/O, ``sysenter``/``syscall``, the TLB miss (handed to ``pagetables``) and accesses outside
 memory.  It works on the guest's state (``state``); of the runner (``guest``) it only sees the
 two things a hook needs (``RunLoop``): whether a stop was asked for, and a way to look again at
-an interrupt the guest cannot take yet.  After each ``Cpu.run`` the runner calls
-``after_run``: this is 2.6.24's ``lguest_arch_handle_trap``.
+an interrupt the guest cannot take yet.  This is 2.6.24's ``lguest_arch_handle_trap``: a trap
+the guest handles (a system call, a page fault from user mode or the kernel) is reflected right
+in the INTR hook, privilege change included, and the CPU goes on in the guest's handler without
+ending the run; only an instruction that must fault instead of running waits for the run to end
+(``_defer``, delivered by ``after_run``).
 
 Hypercalls that stay in the guest are handled inside the INTR hook, including steps 2-5 of the
 run loop (notify, signal and break checks, interrupt injection: ``after_exit``), so a hypercall
@@ -19,8 +22,8 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from lguestfs import interrupts
-from lguestfs.abi import GUEST_PL, LGUEST_TRAP_ENTRY, TRAP_GP, TRAP_NM, TRAP_UD
-from lguestfs.cpu import EAX, EIP, RunEnd
+from lguestfs.abi import GUEST_PL, LGUEST_TRAP_ENTRY, TRAP_GP, TRAP_NM, TRAP_PF, TRAP_UD
+from lguestfs.cpu import EAX, EIP
 from lguestfs.hypercalls import trapped_hypercall
 from lguestfs.state import Lguest
 
@@ -45,20 +48,13 @@ class Traps:
 
     # --- after each run (on the loop's thread, outside the CPU) ----------------------------------
 
-    def after_run(self, end: RunEnd) -> None:
-        """Handle what stopped the CPU: a deferred trap, or a translation ``pagetables`` refused."""
-        g = self.g
-        # A refusal after a deferred instruction (later in its block) is dropped with the run:
-        # the guest makes that access again once the trap is handled.
-        fault = g.pagetables.take_fault(g.cpu.fault_address()) if end is RunEnd.MMU else None
+    def after_run(self) -> None:
+        """Deliver the trap of an instruction that had to fault (``_defer``), if one did."""
         if self.deferred is not None:
             eip, trap, errcode = self.deferred
             self.deferred = None
-            g.cpu.set_reg(EIP, eip)
-            interrupts.reflect_or_kill(g, trap, errcode)
-        elif fault is not None and g.death is None:
-            g.page_faults += 1
-            interrupts.handle_page_fault(g, *fault)
+            self.g.cpu.set_reg(EIP, eip)
+            interrupts.reflect_or_kill(self.g, trap, errcode)
 
     def after_exit(self) -> None:
         """Steps 2-5 of the loop without leaving the CPU; stop it if the loop must act.
@@ -104,9 +100,9 @@ class Traps:
             # Only an ``int`` instruction raises these; EIP is already past it.
             if cpu.cpl() > g.idt.int_gate_dpl(intno):
                 cpu.set_reg(EIP, cpu.reg(EIP) - 2)
-                self._reflect(TRAP_GP, intno * 8 + 2)
+                interrupts.reflect_or_kill(g, TRAP_GP, intno * 8 + 2)
             else:
-                self._reflect(intno, 0)
+                interrupts.reflect_or_kill(g, intno, 0)
             self.after_exit()
             return
         errcode, is_int = cpu.exception_info()
@@ -115,22 +111,27 @@ class Traps:
             if cpu.cpl() > g.idt.int_gate_dpl(intno):
                 length = 1 if intno in (3, 4) and self._byte_before_eip() in (0xCC, 0xCE) else 2
                 cpu.set_reg(EIP, cpu.reg(EIP) - length)
-                self._reflect(TRAP_GP, intno * 8 + 2)
+                interrupts.reflect_or_kill(g, TRAP_GP, intno * 8 + 2)
             else:
-                self._reflect(intno, 0)
+                interrupts.reflect_or_kill(g, intno, 0)
         else:
             cpu.clear_old_exception()
-            if intno == TRAP_NM and not g.ts:
+            if intno == TRAP_PF:
+                # A fill refused the access: the guest's own page fault (a kill has stopped it).
+                if g.death is None:
+                    g.page_faults += 1
+                    interrupts.handle_page_fault(g, cpu.fault_address() & 0xFFFFFFFF, errcode)
+            elif intno == TRAP_NM and not g.ts:
                 pass  # 2.6.24 swallows #NM when the guest's TS is clear
             else:
-                self._reflect(intno, errcode)
+                interrupts.reflect_or_kill(g, intno, errcode)
         self.after_exit()
 
     def on_invalid_instruction(self) -> bool:
         if self.deferred is not None:
             self._after_deferred_instruction()
             return True
-        self._reflect(TRAP_UD, 0)
+        interrupts.reflect_or_kill(self.g, TRAP_UD, 0)
         self.after_exit()
         return True
 
@@ -173,26 +174,11 @@ class Traps:
     def on_unmapped(self, address: int) -> bool:
         return self.g.pagetables.unmapped(address)
 
-    # --- reflecting from inside a hook -----------------------------------------------------------
-
-    def _reflect(self, trap: int, errcode: int) -> None:
-        """Reflect a trap the CPU just reported, from inside its hook.
-
-        From user mode the delivery changes privilege level, which the Host does by rewriting
-        the CPU state (``Cpu.enter``).  Done inside Unicorn's hook, that corrupted the guest
-        kernel's registers or stack now and then (300 user programs under a 1000 Hz timer); so
-        it waits until ``emu_start`` has returned, like a refused instruction: the hook only
-        notes the trap and stops the CPU, and no privilege change ever happens inside a hook.
-        """
-        cpu = self.g.cpu
-        if cpu.cpl() == 3:
-            self._defer(cpu.reg(EIP), trap, errcode)
-        else:
-            interrupts.reflect_or_kill(self.g, trap, errcode)
-
     def _byte_before_eip(self) -> int | None:
         pa = self.g.pagetables.guest_pa(self.g.cpu.reg(EIP) - 1)
         return None if pa is None else self.g.memory.view[pa]
+
+    # --- instructions that must fault -------------------------------------------------------------
 
     def _defer(self, eip: int, trap: int, errcode: int) -> None:
         """Deliver ``trap`` with EIP = ``eip`` once the run has ended.
@@ -203,8 +189,7 @@ class Traps:
         on it and reflects the trap.  The hook has left the registers as they were (``in``
         returns the old value; the others have no effect).  ``sysenter`` and ``syscall`` end
         their block, so the trap is exact; after a user-mode ``in`` or ``out`` the rest of its
-        block has run (the README lists this difference).  ``_reflect`` uses the same path for
-        traps from user mode, taken between instructions, so exactly.
+        block has run (the README lists this difference).
         """
         self.deferred = (eip, trap, errcode)
         self.g.cpu.stop()

@@ -7,7 +7,16 @@ import threading
 import time
 
 from lguestfs.guest import Guest, RunExit
-from tests.support.host import DATA, Pending, Reads, make_guest, needs_as
+from tests.support.host import (
+    DATA,
+    PGDIR,
+    PTES,
+    Pending,
+    Reads,
+    make_guest,
+    needs_as,
+    user_guest,
+)
 
 pytestmark = needs_as
 
@@ -311,5 +320,98 @@ def test_breaks_never_replay_a_store() -> None:
     g = make_guest(STORE_THEN_LEAVE)
     try:
         break_at_random_moments(g, 1000)
+    finally:
+        g.close()
+
+
+# The same count at CPL 3.  Every 64 rounds a system call (its own trap gate, DPL 3) unmaps the
+# page the next round stores to (SET_PTE of 0), so that store takes a user page fault, whose
+# handler maps it back; both are reflected inside the INTR hook, with the change to CPL 1, and
+# ``iret`` returns to CPL 3.  A replayed instruction or a wrong fault makes user code ``int
+# $0x1f`` (a #GP at CPL 3: the guest notifies 0x77), or the kernel notify 0xBAD.
+USER_KERNEL_SETUP = f"""
+    .set PGDIR, {PGDIR:#x}
+    .set PTES, {PTES:#x}
+    gate 0x80, unmap_next_page, 0xef00
+    gate 14, map_faulting_page, 0x8e00
+"""
+USER_SELF_CHECKING = """
+    xorl %ebx, %ebx
+    xorl %edi, %edi
+loop:
+    incl %ebx
+    pushl %ebx
+    call count
+    addl $4, %esp
+    cmpl %ebx, %edi
+    jne bad
+    testl $63, %ebx
+    jnz loop
+    int $0x80
+    jmp loop
+count:
+    movl 4(%esp), %eax
+    andl $511, %eax
+    shll $12, %eax
+    movl 4(%esp), %ecx
+    movl %ecx, 0xC0100000(%eax)
+    cmpl 0xC0100000(%eax), %ecx
+    jne bad
+    incl %edi
+    ret
+bad:
+    int $0x1f
+unmap_next_page:             # the page of round EBX + 1: its PTE to 0, and tell the Host
+    pushal
+    leal 1(%ebx), %eax
+    andl $511, %eax
+    shll $12, %eax
+    addl $0xC0100000, %eax
+    movl %eax, %esi
+    shrl $12, %esi
+    andl $1023, %esi
+    movl $0, (PTES + PAGE_OFFSET)(,%esi,4)
+    movl %eax, %ebx
+    xorl %ecx, %ecx
+    movl $14, %eax
+    movl $PGDIR, %edx
+    int $0x1f
+    popal
+    iret
+map_faulting_page:           # a user write to a page not present: map CR2's page back
+    pushal
+    cmpl $6, 32(%esp)
+    jne kernel_bad
+    movl (DATA + PAGE_OFFSET + 8), %eax
+    andl $0xFFFFF000, %eax
+    movl %eax, %ebx
+    movl %eax, %esi
+    shrl $12, %esi
+    andl $1023, %esi
+    subl $PAGE_OFFSET, %eax
+    orl $7, %eax
+    movl %eax, (PTES + PAGE_OFFSET)(,%esi,4)
+    movl %eax, %ecx
+    movl $14, %eax
+    movl $PGDIR, %edx
+    int $0x1f
+    popal
+    addl $4, %esp
+    iret
+kernel_bad:
+    hcall 17, 0xBAD
+"""
+
+
+def test_breaks_never_replay_user_code_around_traps_reflected_in_the_run() -> None:
+    """System calls and page faults from user mode are reflected inside the hook, privilege
+    change and all, and the run goes on: a break landing anywhere later must still leave the
+    guest where it was (the batch write of the registers keeps Unicorn syncing EIP)."""
+    g = user_guest(USER_SELF_CHECKING, USER_KERNEL_SETUP)
+    try:
+        break_at_random_moments(g, 1000)
+        status = g.status()
+        assert status.page_faults_reflected > 10
+        assert status.traps > 2 * status.page_faults_reflected - 2  # a call and a fault a time
     finally:
         g.close()

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from lguestfs.cpu import calibrate
 from lguestfs.idt import Idt
 from lguestfs.memory import GuestAccessError, GuestMemory
 from lguestfs.pagetables import PageTables
@@ -146,6 +147,7 @@ def test_int_gate_dpl(vector: int, gate_hi: int, dpl: int) -> None:
 KERNEL = 0x3000  # PAGE_OFFSET of the tables below: the kernel's pages start at 12 KiB
 PGDIR_A, PGDIR_B, TABLE = 0x1000, 0x2000, 0x4000
 PRESENT_RW_USER = 0x007
+GUEST_PAGE_FAULT = calibrate().binding.guest_page_fault  # the refusal that raises a #PF
 YOUNG = 0x060  # Accessed and Dirty: SET_PTE installs it at once
 
 
@@ -171,7 +173,7 @@ def tables(memory: GuestMemory) -> Iterator[tuple[PageTables, FlushCounter]]:
         PGDIR_A,
         cpl=lambda: 1,
         fill_from=lambda _ptes, _tables, _pages, _gpgdir: None,
-        refused_fill=lambda: None,
+        guest_page_fault=GUEST_PAGE_FAULT,
         flush_tlb=counter,
         flush_tlb_page=counter.pages.append,
         kill=pytest.fail,

@@ -6,54 +6,21 @@ import struct
 
 import pytest
 
-from lguestfs.abi import KERNEL_CS_DESCRIPTOR, KERNEL_DS_DESCRIPTOR, LD_IRQ_ENABLED
+from lguestfs.abi import LD_IRQ_ENABLED
 from lguestfs.guest import Guest, RunExit
-from tests.support.host import DATA, SCRATCH, Reads, make_guest, needs_as
+from tests.support.host import (
+    DATA,
+    FRAME,
+    SCRATCH,
+    USER_CS,
+    USER_DS,
+    Reads,
+    make_guest,
+    needs_as,
+    user_guest,
+)
 
 pytestmark = needs_as
-
-USER_CS, USER_DS = 0x73, 0x7B
-GDT_TABLE = SCRATCH + 0x100
-FRAME = SCRATCH + 0x800  # where the handlers copy what they found on the stack
-
-# Kernel set-up, then iret to user mode at user_code with a user stack in SCRATCH.
-TO_USER = """
-    init
-    hcall 3, GDT_TABLE, 32
-    hcall 7, 0x69, STACK_TOP + PAGE_OFFSET, 1
-    gate 13, gp_handler
-    pushl $0x7b
-    pushl $(SCRATCH + PAGE_OFFSET + 0x700)
-    pushl $0x202
-    pushl $0x73
-    pushl $user_code
-    iret
-gp_handler:
-    movl %esp, %esi
-    movl $(FRAME + PAGE_OFFSET), %edi
-    movl $6, %ecx
-    rep movsl
-    hcall 17, 0x77
-"""
-
-
-def gdt_table() -> bytes:
-    entries = [(0, 0)] * 32
-    entries[12], entries[13] = KERNEL_CS_DESCRIPTOR, KERNEL_DS_DESCRIPTOR
-    entries[14], entries[15] = (0x0000FFFF, 0x00CFFB00), (0x0000FFFF, 0x00CFF300)
-    return b"".join(struct.pack("<II", lo, hi) for lo, hi in entries)
-
-
-def user_guest(user_code: str) -> Guest:
-    source = (
-        f".set GDT_TABLE, {GDT_TABLE:#x}\n.set FRAME, {FRAME:#x}\n"
-        + TO_USER
-        + "user_code:\n"
-        + user_code
-    )
-    g = make_guest(source)
-    g.lguest.memory.write(GDT_TABLE, gdt_table())
-    return g
 
 
 def frame(g: Guest, words: int = 6) -> list[int]:

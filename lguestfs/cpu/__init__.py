@@ -3,7 +3,8 @@
 Where this sits: ``guest`` runs the loop of spec 2; each "run the guest" of that loop is one
 ``Cpu.run()``, which returns when a hook asked Unicorn to stop (a hypercall that leaves the guest,
 a kill), when another thread kicked the CPU (break, signal, timer, irq, close), or when a page
-walk failed (``pagetables`` refused a translation: a #PF to reflect or a kill).  The hooks
+walk killed the guest.  A trap the guest handles itself (a system call, a page fault) is
+reflected inside the INTR hook and the run goes on.  The hooks
 themselves are ``traps`` (and ``pagetables`` for the TLB); this package only owns Unicorn.
 
 This package is the only place that imports ``unicorn`` or touches its internals.  Its private
@@ -21,10 +22,9 @@ measured again at every start and each has its own test (``tests/test_host_cpu_f
   CS = 0x71 is accepted but leaves the CPL at 0.  So the Host changes ring the way the hardware
   would after checking: it patches the two CPL bits of the live ``hflags``, and then loads SS
   and CS through Unicorn's own descriptor loader, which fills the hidden caches and the other
-  ``hflags`` bits from the GDT.  The guest is put at CPL 1 this way
-  before its first instruction, and a trap taken in user mode (CPL 3) reaches the guest kernel
-  at CPL 1 the same way, always between two runs: done inside a hook, it corrupted the guest
-  kernel's state now and then (300 user programs under a 1000 Hz timer).
+  ``hflags`` bits from the GDT.  The guest is put at CPL 1 this way before its first
+  instruction, and a trap taken in user mode (CPL 3) reaches the guest kernel at CPL 1 the same
+  way, inside the INTR hook, with one batch write (next fact but one).
 * **Exceptions** (calibrated: ``error_code``, ``exception_is_int``, ``old_exception``).  With an
   INTR hook the IDT is never used; without one any exception ends ``emu_start`` with
   ``UC_ERR_EXCEPTION``.  For ``int $n`` (and ``int3``, ``into``) EIP in the hook is past the
@@ -51,22 +51,30 @@ measured again at every start and each has its own test (``tests/test_host_cpu_f
   stop then takes effect at the next block start, where the block before it has fully run.  So a
   stop asked for inside an instruction hook lets the rest of that block run first (see
   ``traps``); traps and hypercalls stop at once, as they leave the block anyway.
-* **A hook that moves EIP ends the run.**  Once a hook has written EIP (a trap reflected, an
-  interrupt delivered), Unicorn stops syncing EIP when a later stop lands between two translated
-  blocks, for the rest of that ``emu_start``: a stop from another thread then leaves EIP at the
-  value the hook wrote, and resuming there replays guest code.  (Measured: a guest reflecting one
-  trap every 64 loops was corrupted within 40 breaks.)  So ``set_reg(EIP)`` during a run also
-  stops it, and the next ``emu_start`` begins clean.
+* **A hook moves EIP in one batch write.**  ``uc_reg_write(EIP)`` from a hook sets the engine's
+  ``skip_sync_pc_on_exit``: for the rest of that ``emu_start``, a stop landing between two
+  translated blocks leaves EIP at the value the hook wrote, and resuming there replays guest
+  code.  (Measured: a guest reflecting one trap every 64 loops was corrupted within 40 breaks,
+  and a privilege change done so, 300 user programs under a 1000 Hz timer.)
+  ``uc_reg_write_batch`` does not set it: it ends the current block only (``quit_request``) and
+  the run goes on at the new EIP, the next block looked up with the new CS, SS and CPL.  So a
+  hook moves EIP only with a batch (``jump``, ``enter``: a reflected trap, an injected
+  interrupt); ``set_reg(EIP)`` during a run also stops it, and the next ``emu_start`` begins
+  clean.  ``tests/test_host_stopping.py`` pins both.
 * **The MMU** (calibrated: ``fault_address``).  Unicorn runs in ``UC_TLB_VIRTUAL`` mode: every
   TLB miss calls the ``UC_HOOK_TLB_FILL`` hook, which sets ``entry.paddr`` and ``entry.perms``.
   That hook is C (``_fill.c``): it answers from the current shadow page table, or walks the
   guest's own tables as ``pagetables.demand_page`` does and maps or refuses; only a miss that
   needs a decision (one that kills) calls ``pagetables`` in Python (a ctypes callback costs
-  about 2 us, and a real Linux guest misses ~800 times per fork+exec).  A refused
-  miss ends the run on the faulting instruction with ``UC_ERR_EXCEPTION``; the faulting byte is
-  kept in the engine (``uc->invalid_addr``, found by refusing two known addresses).  Unicorn sizes
-  its TLB (256 entries at first) only when it is flushed, growing it when it was >70% full, so a
-  large working set misses on every access until something flushes (``TLB_GROW_FILLS``).
+  about 2 us, and a real Linux guest misses ~800 times per fork+exec).  A stock Unicorn ends
+  the run on any refused miss (``UC_ERR_EXCEPTION``); the project's (``patches/unicorn/0003``)
+  raises the guest's own #PF instead when the refusal says so (``perms`` = the value the library
+  exports as ``lguestfs_guest_page_fault``, the error code in ``paddr``): the INTR hook gets
+  intno 14 with EIP on the faulting instruction, and the run goes on.  Either way the faulting
+  byte is kept in the engine (``uc->invalid_addr``, found by refusing two known addresses).
+  Unicorn sizes its TLB (256 entries at first) only when it is flushed, growing it when it was
+  >70% full, so a large working set misses on every access until something flushes
+  (``TLB_GROW_FILLS``).
 * **The engine's CPU** (calibrated: ``cpu``, ``env``).  ``uc->cpu`` is QEMU's ``CPUState``; its
   ``env`` holds the live registers a context blob copies.  Found by planting registers and
   looking, through /proc/self/mem, for the object that holds them, points at them near its start
@@ -133,7 +141,6 @@ from lguestfs.cpu._cpu import (
     STOP_ADDR,
     Cpu,
     CpuHooks,
-    RunEnd,
 )
 
 __all__ = [
@@ -162,6 +169,5 @@ __all__ = [
     "Cpu",
     "CpuError",
     "CpuHooks",
-    "RunEnd",
     "calibrate",
 ]

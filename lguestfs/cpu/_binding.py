@@ -2,10 +2,11 @@
 
 Everything the fence needs from the Python binding beyond its public API is looked up here, once, by
 ``Binding()`` (called from ``calibrate``): the ctypes library behind it (``uclib``: calling it
-directly costs 0.5 us, the binding's wrappers 2 us) and two symbols inside it, two of its ctypes
-types, and three private attributes of a ``Uc`` (``_uch``, the engine handle; ``_hook_exception``,
-where its wrapped hooks keep what they raised; the name-mangled finalizer that frees the engine).  A
-binding without one of them is a ``CpuError`` naming it, at mount, before any guest exists.
+directly costs 0.5 us, the binding's wrappers 2 us) and four symbols inside it (two exported by
+the project's own build, ``patches/unicorn``), two of its ctypes types, and three private
+attributes of a ``Uc`` (``_uch``, the engine handle; ``_hook_exception``, where its wrapped hooks
+keep what they raised; the name-mangled finalizer that frees the engine).  A binding without one
+of them is a ``CpuError`` naming it, at mount, before any guest exists.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ ENGINE_SYMBOL: Final = "check_exit_request_x86_64"  # where no_exit_request is r
 FLUSH_PAGE_SYMBOL: Final = "tlb_flush_page_x86_64"  # QEMU's tlb_flush_page(CPUState *, addr)
 # Exported by the project's build of libunicorn (patches/unicorn/0001-store-fast-path.patch).
 PATCH_MARKER: Final = "lguestfs_store_fast_path"
+# ...and the TLB-fill refusal that raises the guest's page fault (0003-guest-page-fault-*.patch).
+GUEST_PAGE_FAULT_SYMBOL: Final = "lguestfs_guest_page_fault"
 
 
 class CpuError(Exception):
@@ -68,7 +71,9 @@ class Binding:
             self.engine_symbol = ctypes.cast(getattr(self.lib, ENGINE_SYMBOL), ctypes.c_void_p)
         except AttributeError:
             raise CpuError(f"libunicorn {VERSION} exports no {ENGINE_SYMBOL}") from None
-        self.patches = self._project_patches()
+        marker = self._project_export(ctypes.c_char, PATCH_MARKER)
+        self.patches = ctypes.string_at(ctypes.addressof(marker)).decode()
+        self.guest_page_fault = self._project_export(ctypes.c_uint32, GUEST_PAGE_FAULT_SYMBOL).value
         p, i = ctypes.c_void_p, ctypes.c_int
         self.reg_read = self.fast("uc_reg_read", p, i, p)
         self.reg_write = self.fast("uc_reg_write", p, i, p)
@@ -84,14 +89,17 @@ class Binding:
             ctypes.c_bool, p, ctypes.c_uint64, i, ctypes.POINTER(self.tlb_entry), p
         )
 
-    def _project_patches(self) -> str | None:
-        """The project's patches built into this libunicorn (``patches/unicorn``), or None for a
-        stock build, on which every guest store takes Unicorn's slow path."""
+    def _project_export(self, ctype: Any, name: str) -> Any:
+        """A value the project's build of libunicorn exports (``patches/unicorn``).  A stock
+        build has none: there every guest store takes Unicorn's slow path and a guest page fault
+        would end the run and be lost, so the Host refuses it."""
         try:
-            marker = ctypes.c_char.in_dll(self.lib, PATCH_MARKER)
+            return ctype.in_dll(self.lib, name)
         except ValueError:
-            return None
-        return ctypes.string_at(ctypes.addressof(marker)).decode()
+            raise CpuError(
+                f"libunicorn {VERSION} lacks the project's patches (patches/unicorn: it exports "
+                f"no {name}): run scripts/setup"
+            ) from None
 
     def fast(self, name: str, *argtypes: Any) -> Any:
         """A libunicorn function taking plain integers: ctypes converts ints far faster than the

@@ -10,7 +10,6 @@ of these is needed is in ``lguestfs.cpu``.
 from __future__ import annotations
 
 import ctypes
-import enum
 import struct
 from typing import Any, Final, Protocol
 
@@ -70,8 +69,11 @@ STOP_ADDR: Final = GDT_VADDR + PAGE_SIZE - 1  # emu_start's ``until``: mapped, a
 _CR0_PE: Final = 1
 _CR0_TS: Final = 8
 _CR0_PG: Final = 0x80000000
-_MMU_ERRORS: Final = frozenset(
+# How a run ends: stopped (OK), or a hook refused a translation or an access outside guest memory
+# (the hook that refused knows why: it killed the guest).
+_RUN_ENDS: Final = frozenset(
     {
+        const.UC_ERR_OK,
         const.UC_ERR_READ_UNMAPPED,
         const.UC_ERR_WRITE_UNMAPPED,
         const.UC_ERR_FETCH_UNMAPPED,
@@ -88,13 +90,6 @@ _HYPERCALL_REGS: Final = (CS, EAX, EDX, EBX, ECX)  # what a hypercall reads
 _TRAP_REGS: Final = (SS, ESP, EFLAGS, CS, EIP)  # what a trap frame holds
 _ENTER_REGS: Final = (SS, CS, ESP, EIP, EFLAGS)  # a privilege change, in the hardware's order
 _JUMP_REGS: Final = (ESP, CS, EIP)  # a trap taken at the same level
-
-
-class RunEnd(enum.Enum):
-    """Why ``Cpu.run`` returned."""
-
-    STOPPED = "stopped"  # a hook or another thread stopped it, or a hook raised (re-raised by run)
-    MMU = "mmu"  # pagetables refused a translation (or an access left guest memory): it knows why
 
 
 class _RegBatch:
@@ -142,9 +137,7 @@ class _FillState(ctypes.Structure):
         ("stop", ctypes.c_void_p),
         ("fills", ctypes.c_uint64),
         ("stop_at_fills", ctypes.c_uint64),
-        ("refused_vaddr", ctypes.c_uint64),
-        ("refused_errcode", ctypes.c_uint32),
-        ("refused", ctypes.c_uint32),
+        ("guest_page_fault", ctypes.c_uint32),
         ("access_write", ctypes.c_int32),
         ("prot_rx", ctypes.c_uint32),
         ("prot_write", ctypes.c_uint32),
@@ -169,10 +162,13 @@ if ctypes.sizeof(_FillState) != STATE_SIZE:
     raise ImportError(f"_fill.c's state is {STATE_SIZE} bytes, its mirror here {_FillState}")
 
 
-def fill_state(memory: GuestMemory, *, hflags: int, host_page: int, stop: int) -> _FillState:
+def fill_state(
+    memory: GuestMemory, *, hflags: int, host_page: int, stop: int, guest_page_fault: int
+) -> _FillState:
     """The C fill's state for ``memory``, reading the CPL at address ``hflags``, mapping the Host's
-    page at ``host_page`` and stopping the CPU with the C function at ``stop``; the shadow comes
-    later (``Cpu.fill_from``).  (Also how ``tests/test_host_fill.py`` runs the C fill alone.)"""
+    page at ``host_page``, stopping the CPU with the C function at ``stop`` and refusing with
+    the guest's page fault as ``perms`` = ``guest_page_fault``; the shadow comes later
+    (``Cpu.fill_from``).  (Also how ``tests/test_host_fill.py`` runs the C fill alone.)"""
     return _FillState(
         hflags=hflags,
         memory=memory.address,
@@ -181,6 +177,7 @@ def fill_state(memory: GuestMemory, *, hflags: int, host_page: int, stop: int) -
         host_paddr=host_page,
         stop=stop,
         stop_at_fills=TLB_GROW_FILLS,
+        guest_page_fault=guest_page_fault,
         access_write=ACCESS_WRITE,
         prot_rx=PROT_RX,
         prot_write=PROT_WRITE,
@@ -206,11 +203,15 @@ class CpuHooks(Protocol):
 
     def on_tlb_fill(self, vaddr: int, access: int, entry: Any) -> bool:
         """A TLB miss on the page at ``vaddr`` that the C fill (``fill_from``) leaves to
-        Python: set ``entry.paddr``/``entry.perms`` and return True, or return False to refuse
-        it (the run ends on the faulting instruction)."""
+        Python: set ``entry.paddr``/``entry.perms`` and return True; or return False to refuse
+        it, with ``entry.perms`` = ``Cpu.guest_page_fault`` and the error code in
+        ``entry.paddr`` for the guest's own page fault (``on_trap`` gets it), else the run ends
+        on the faulting instruction."""
 
     def on_trap(self, intno: int) -> None:
-        """An ``int`` instruction or an exception (never delivered through an IDT)."""
+        """An ``int`` instruction or an exception (never delivered through an IDT); a page
+        fault a fill refused is intno 14, its CR2 ``fault_address()``.  Registers written here
+        (``jump``, ``enter``) take effect when the hook returns, and the run goes on."""
 
     def on_invalid_instruction(self) -> bool:
         """#UD; return True to go on at the (possibly changed) EIP."""
@@ -265,6 +266,7 @@ class Cpu:
             hflags=ctypes.addressof(self._hflags),
             host_page=self.host_page,
             stop=ctypes.cast(lib.emu_stop, ctypes.c_void_p).value or 0,
+            guest_page_fault=lib.guest_page_fault,
         )
         self._install_hooks(hooks)
         self._value = ctypes.c_uint64()
@@ -369,17 +371,17 @@ class Cpu:
         return self._trap_regs.read()
 
     def jump(self, cs: int, esp: int, eip: int) -> None:
-        """Load CS:EIP and ESP at the current privilege level (a trap taken in the kernel)."""
+        """Load CS:EIP and ESP at the current privilege level (a trap taken in the kernel).
+
+        From a hook the run goes on at the new EIP (one batch write: see the module notes)."""
         self._jump_regs.write(esp, cs, eip)
-        if self._running:
-            self._emu_stop(self._handle)  # a hook moved EIP: end the run (see the module notes)
 
     def enter(self, cs: int, ss: int, esp: int, eip: int, eflags: int) -> None:
         """Load CS:EIP, SS:ESP and EFLAGS as a privilege change would (see the module notes).
 
         The CPL becomes ``ss & 3`` (in the live ``hflags``); SS and CS go through Unicorn's
         descriptor checks against the Host GDT, which raise ``CpuError`` for a selector the
-        hardware would refuse.  Never during a run.
+        hardware would refuse.  From the INTR hook the run goes on there (the module notes).
         """
         self._hflags.value = (self._hflags.value & ~HF_CPL_MASK) | (ss & HF_CPL_MASK)
         self._enter_regs.write(ss, cs, esp, eip, eflags)
@@ -421,8 +423,9 @@ class Cpu:
 
     # --- running -----------------------------------------------------------------------------
 
-    def run(self) -> RunEnd:
-        """Run from the current EIP until stopped; an exception raised by a hook propagates."""
+    def run(self) -> None:
+        """Run from the current EIP until a hook or another thread stops it, or a hook refuses a
+        translation (and kills); an exception raised by a hook propagates."""
         if self._fill.fills >= TLB_GROW_FILLS:
             self.flush_tlb()
         self._running = True
@@ -434,11 +437,8 @@ class Cpu:
         if raised is not None:
             self._hook_error = self._uc._hook_exception = None
             raise raised
-        if status == const.UC_ERR_OK:
-            return RunEnd.STOPPED
-        if status in _MMU_ERRORS:
-            return RunEnd.MMU
-        raise CpuError(f"emu_start failed: {unicorn.UcError(status)}")
+        if status not in _RUN_ENDS:
+            raise CpuError(f"emu_start failed: {unicorn.UcError(status)}")
 
     def stop(self) -> None:
         """Ask a running ``run`` to return (from any thread; lost if it lands too early)."""
@@ -453,15 +453,6 @@ class Cpu:
         fill = self._fill
         fill.ptes, fill.tables, fill.pages, fill.gpgdir = ptes, tables, pages, gpgdir
 
-    def take_refused_fill(self) -> tuple[int, int] | None:
-        """(address, page-fault error code) of the miss the C fill refused, ending the last run,
-        if it did; taken once."""
-        fill = self._fill
-        if not fill.refused:
-            return None
-        fill.refused = 0
-        return fill.refused_vaddr, fill.refused_errcode
-
     def flush_tlb(self) -> None:
         self._ctl(self._handle, _TLB_FLUSH)
         self._fill.fills = 0
@@ -470,8 +461,13 @@ class Cpu:
         """Drop the TLB entries of one page (QEMU's ``tlb_flush_page``: calibrated ``cpu``)."""
         self._flush_page(self._cpu_state, vaddr)
 
+    @property
+    def guest_page_fault(self) -> int:
+        """The ``perms`` a TLB fill refuses with to raise the guest's page fault (patch 0003)."""
+        return int(self._fill.guest_page_fault)
+
     def fault_address(self) -> int:
-        """The address whose translation ``pagetables`` refused, ending the last run."""
+        """The faulting byte of the last translation refused (the page fault's CR2)."""
         return self._fault_address.value
 
     def close(self) -> None:

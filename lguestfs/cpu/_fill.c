@@ -11,8 +11,9 @@ third of a fork's time.  So the hook Unicorn calls is ``fill`` below:
 2. else ``demand_page`` walks the guest's own tables as ``PageTables.demand_page`` does (that
    Python is the reference; this is its common path, line for line): the guest allows it ->
    set Accessed (and Dirty) in the guest's PTE, install the shadow entry, map it; the guest
-   forbids it -> refuse, keeping the page and the error code for the page fault
-   (``Cpu.take_refused_fill``);
+   forbids it -> refuse with the guest's own page fault (``perms`` = ``guest_page_fault``, the
+   error code in ``paddr``): the project's Unicorn (``patches/unicorn/0003``) raises #PF there
+   and the INTR hook reflects it, the run going on;
 3. anything that needs a decision (a bad entry or address that kills the guest, the switcher
    pages, an address beyond the table) goes to the Python hook (``slow``), which decides.
 
@@ -50,9 +51,7 @@ struct fill_state {
     stop_fn stop;             /* uc_emu_stop */
     uint64_t fills;           /* misses since the TLB was last flushed */
     uint64_t stop_at_fills;   /* stop the CPU when ``fills`` reaches this (0: never) */
-    uint64_t refused_vaddr;   /* the last miss refused here: its address... */
-    uint32_t refused_errcode; /* ...its page-fault error code... */
-    uint32_t refused;         /* ...and 1 until the Host takes it */
+    uint32_t guest_page_fault; /* the perms that refuse with the guest's #PF (patch 0003) */
     int32_t access_write;     /* Unicorn's UC_MEM_WRITE */
     uint32_t prot_rx;         /* Unicorn's UC_PROT_READ | UC_PROT_EXEC */
     uint32_t prot_write;      /* Unicorn's UC_PROT_WRITE */
@@ -139,10 +138,9 @@ static bool fill(void *uc, uint64_t vaddr, int access, struct tlb_entry *entry, 
             pte = s->ptes[vaddr >> s->page_shift];
             break;
         case FORBIDDEN:
-            s->refused_vaddr = vaddr;
-            s->refused_errcode = (pte ? s->err_present : 0) | (write ? s->err_write : 0)
-                                 | (user ? s->err_user : 0);
-            s->refused = 1;
+            entry->paddr = (pte ? s->err_present : 0) | (write ? s->err_write : 0)
+                           | (user ? s->err_user : 0);
+            entry->perms = s->guest_page_fault;
             return false;
         case DECIDE_IN_PYTHON:
             return s->slow(uc, vaddr, access, entry, data);

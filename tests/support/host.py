@@ -7,7 +7,7 @@ tables for low memory, the same tables aliased at 0xC0000000), and a ``Guest`` r
 
 Layout (guest-physical): code at 0x10000 (linked at 0xC0010000), ``lguest_data`` at 0x20000,
 scratch data at 0x21000, kernel stack top at 0x30000, page directory at 0x1000, PTE pages from
-0x2000, memory 4 MB unless asked.
+0x2000, memory 4 MB unless asked.  ``user_guest`` adds user-mode segments and drops to CPL 3.
 """
 
 from __future__ import annotations
@@ -22,7 +22,14 @@ from pathlib import Path
 
 import pytest
 
-from lguestfs.abi import LD_HCALL_STATUS, LD_KERNEL_ADDRESS, LD_SYSCALL_VEC, PAGE_OFFSET
+from lguestfs.abi import (
+    KERNEL_CS_DESCRIPTOR,
+    KERNEL_DS_DESCRIPTOR,
+    LD_HCALL_STATUS,
+    LD_KERNEL_ADDRESS,
+    LD_SYSCALL_VEC,
+    PAGE_OFFSET,
+)
 from lguestfs.guest import Guest, RunExit
 from lguestfs.memory import GuestMemory
 
@@ -169,3 +176,51 @@ class Pending:
     def wait(self, timeout: float) -> tuple[RunExit, int] | None:
         self._done.wait(timeout)
         return self._result
+
+
+USER_CS, USER_DS = 0x73, 0x7B
+GDT_TABLE = SCRATCH + 0x100
+FRAME = SCRATCH + 0x800  # where the handlers copy what they found on the stack
+
+# Kernel set-up (and the caller's), then iret to user mode at user_code with a user stack in
+# SCRATCH; a #GP copies its frame to FRAME and notifies 0x77.
+TO_USER = """
+    init
+    hcall 3, GDT_TABLE, 32
+    hcall 7, 0x69, STACK_TOP + PAGE_OFFSET, 1
+    gate 13, gp_handler
+{kernel_setup}
+    pushl $0x7b
+    pushl $(SCRATCH + PAGE_OFFSET + 0x700)
+    pushl $0x202
+    pushl $0x73
+    pushl $user_code
+    iret
+gp_handler:
+    movl %esp, %esi
+    movl $(FRAME + PAGE_OFFSET), %edi
+    movl $6, %ecx
+    rep movsl
+    hcall 17, 0x77
+"""
+
+
+def gdt_table() -> bytes:
+    """The Host-checked GDT with user code and data segments (DPL 3) at 0x73 and 0x7B."""
+    entries = [(0, 0)] * 32
+    entries[12], entries[13] = KERNEL_CS_DESCRIPTOR, KERNEL_DS_DESCRIPTOR
+    entries[14], entries[15] = (0x0000FFFF, 0x00CFFB00), (0x0000FFFF, 0x00CFF300)
+    return b"".join(struct.pack("<II", lo, hi) for lo, hi in entries)
+
+
+def user_guest(user_code: str, kernel_setup: str = "") -> Guest:
+    """A guest that runs ``kernel_setup`` at CPL 1, then ``user_code`` at CPL 3."""
+    source = (
+        f".set GDT_TABLE, {GDT_TABLE:#x}\n.set FRAME, {FRAME:#x}\n"
+        + TO_USER.format(kernel_setup=kernel_setup)
+        + "user_code:\n"
+        + user_code
+    )
+    g = make_guest(source)
+    g.lguest.memory.write(GDT_TABLE, gdt_table())
+    return g
