@@ -91,6 +91,7 @@ def initialize(g: Lguest, args: Args) -> None:
         g.kill("bad guest page 00000000")
         return
     g.lguest_data = data
+    _tell_cpu(g)
     g.write_lguest_u32(LD_TSC_KHZ, 0)
     if g.read_lguest_u32(LD_SYSCALL_VEC) != SYSCALL_VECTOR:
         g.kill("bad syscall vector")
@@ -194,7 +195,13 @@ def _set_stack(g: Lguest, seg: int, esp: int, pages: int) -> None:
         g.kill(f"bad stack pages {pages}")
     g.ss1 = seg
     g.pagetables.stack = (esp, pages)
+    _tell_cpu(g)
     g.pagetables.pin_stack_pages()
+
+
+def _tell_cpu(g: Lguest) -> None:
+    """The CPU's C trap hook reflects into ``lguest_data`` and onto the kernel stack too."""
+    g.cpu.reflect_through(g.lguest_data or 0, g.ss1, g.pagetables.stack[0])
 
 
 def _ts(g: Lguest, ts: int, _a2: int, _a3: int) -> None:

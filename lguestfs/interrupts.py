@@ -5,7 +5,9 @@ Where this sits: after every guest exit the runner (``guest``) or the hooks (``t
 ``handle_page_fault``) for any trap the CPU reported (from Unicorn's INTR, invalid-instruction,
 port I/O and fault-window paths).  Everything here works on the guest's state (``state``).
 Both end in ``set_guest_interrupt``, which builds the frame on the guest's stack exactly as
-2.6.24 does and points the CPU at the guest's handler.  This is the
+2.6.24 does and points the CPU at the guest's handler.  The CPU's C INTR hook does the same for
+the common page fault and system call without calling Python (``lguestfs/cpu/_hooks.c``); this
+module is its reference, and does every case the C hook leaves.  This is the
 Host's half of the guest's paravirtual interrupt flag: the real EFLAGS.IF is always 1, the
 guest's IF is ``lguest_data.irq_enabled``.
 
@@ -122,7 +124,7 @@ def _push(memory: GuestMemory, top: int, words: list[int]) -> int:
 
 def deliver_trap(g: Lguest, num: int, errcode: int) -> bool:
     """Reflect trap ``num`` through the guest's IDT; False if the guest has no handler."""
-    gate = g.idt.gates[num] if num < IDT_ENTRIES else None
+    gate = g.idt.gate(num) if num < IDT_ENTRIES else None
     if gate is None:
         return False
     set_guest_interrupt(g, gate, errcode if num in TRAPS_WITH_ERROR_CODE else None)
@@ -163,7 +165,7 @@ def maybe_do_interrupt(g: Lguest) -> bool:
         g.halted = False
     elif not g.read_lguest_u32(LD_IRQ_ENABLED):
         return True
-    gate = g.idt.gates[FIRST_EXTERNAL_VECTOR + irq]
+    gate = g.idt.gate(FIRST_EXTERNAL_VECTOR + irq)
     if gate is not None:
         g.clear_irq(irq)
         g.interrupts_delivered += 1

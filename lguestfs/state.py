@@ -66,20 +66,17 @@ class Lguest:
         self.next_hcall = 0
         self.ss1 = 0
         self.ts = 0
-        self.irqs_pending = 0
         self._irq_lock = threading.Lock()
         self.idt = Idt()
         self.gdt = Gdt()
         self.timer = Timer(on_timer)
         # counters for status
         self.hypercall_counts = [0] * (OTHER_HYPERCALLS + 1)  # by number; the last: all others
-        self.traps = 0
         self.interrupts_delivered = 0
-        self.page_faults = 0
 
     def boot(self, hooks: CpuHooks, pgdir: int, start: int) -> None:
         """Make the CPU (calling ``hooks``) and the MMU, and put the CPU at ``start`` (spec 7.1)."""
-        self.cpu = Cpu(self.memory, hooks)
+        self.cpu = Cpu(self.memory, hooks, idt=self.idt.address)
         self.pagetables = PageTables(
             self.memory,
             pgdir,
@@ -122,13 +119,36 @@ class Lguest:
             return False
         return True
 
+    # The pending interrupts and the trap counters live in the CPU's hook state, where its C
+    # trap hook reads and counts them (``lguestfs.cpu``).
+
+    @property
+    def irqs_pending(self) -> int:
+        return self.cpu.irqs_pending
+
     def raise_irq(self, irq: int) -> None:
         with self._irq_lock:
-            self.irqs_pending |= 1 << irq
+            self.cpu.irqs_pending |= 1 << irq
 
     def clear_irq(self, irq: int) -> None:
         with self._irq_lock:
-            self.irqs_pending &= ~(1 << irq)
+            self.cpu.irqs_pending &= ~(1 << irq)
+
+    @property
+    def traps(self) -> int:
+        return self.cpu.traps
+
+    @traps.setter
+    def traps(self, count: int) -> None:
+        self.cpu.traps = count
+
+    @property
+    def page_faults(self) -> int:
+        return self.cpu.page_faults
+
+    @page_faults.setter
+    def page_faults(self, count: int) -> None:
+        self.cpu.page_faults = count
 
     def set_ts(self, ts: int) -> None:
         """TS: the guest's view of CR0.TS; with it set, FPU instructions raise #NM."""

@@ -53,6 +53,7 @@ class Traps:
         if self.deferred is not None:
             eip, trap, errcode = self.deferred
             self.deferred = None
+            self.g.cpu.traps_to_python(False)
             self.g.cpu.set_reg(EIP, eip)
             interrupts.reflect_or_kill(self.g, trap, errcode)
 
@@ -192,6 +193,7 @@ class Traps:
         block has run (the README lists this difference).
         """
         self.deferred = (eip, trap, errcode)
+        self.g.cpu.traps_to_python(True)  # a trap later in the block must not be reflected
         self.g.cpu.stop()
 
     def _after_deferred_instruction(self) -> None:

@@ -1,4 +1,4 @@
-"""The C TLB fill (``lguestfs/cpu/_fill.c``) decides every miss as ``PageTables.fill`` does.
+"""The C TLB fill (``lguestfs/cpu/_hooks.c``) decides every miss as ``PageTables.fill`` does.
 
 The C fill is the common path of the Python one, which stays the reference: for random guest
 page tables, shadow contents, accesses and privilege levels, the C fill alone (called through
@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lguestfs.cpu import ACCESS_WRITE, PROT_RX, PROT_WRITE, calibrate
-from lguestfs.cpu._cpu import fill_state
-from lguestfs.cpu._fill import FILL
+from lguestfs.cpu._cpu import hook_state
+from lguestfs.cpu._hooks import FILL
 from lguestfs.memory import GuestMemory
 from lguestfs.pagetables import PageTables, Shadow
 
@@ -108,14 +108,14 @@ def test_c_fill_agrees_with_pagetables(
 
         slow_fn, stop_fn = FILL_FN(slow), STOP_FN(lambda _uc: 0)
         hflags = ctypes.c_uint32(cpl)
-        state = fill_state(
+        state = hook_state(
             in_c,
             hflags=ctypes.addressof(hflags),
             host_page=PAGES * 4096,
             stop=ctypes.cast(stop_fn, ctypes.c_void_p).value or 0,
             guest_page_fault=GUEST_PAGE_FAULT,
         )
-        state.slow = ctypes.cast(slow_fn, ctypes.c_void_p).value
+        state.slow_fill = ctypes.cast(slow_fn, ctypes.c_void_p).value
         state.ptes, state.tables = shadow.address, shadow.tables_address
         state.pages, state.gpgdir = SHADOW_PAGES, PGDIR
         c_entry, python_entry = TlbEntry(), SimpleNamespace(paddr=None, perms=None)

@@ -108,21 +108,21 @@ def test_load_idt_entry(
     idt = Idt()
     assert idt.load_entry(num, lo, hi) == reason
     if stored is not None:
-        assert idt.gates[num] == stored
+        assert idt.gate(num) == stored
 
 
 @pytest.mark.parametrize("num", [2, 8, 15, 0x1F])
 def test_load_idt_entry_ignores_host_vectors(num: int) -> None:
     idt = Idt()
     assert idt.load_entry(num, 0x1234, 0x8E00) is None
-    assert idt.gates[num] is None
+    assert idt.gate(num) is None
 
 
 def test_not_present_gate_erases_the_entry() -> None:
     idt = Idt()
     idt.load_entry(0x21, 0x1234, 0x8E00)
     idt.load_entry(0x21, 0x1234, 0x0E00)
-    assert idt.gates[0x21] is None
+    assert idt.gate(0x21) is None
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from lguestfs.abi import LD_IRQ_ENABLED
+from lguestfs.abi import LD_IRQ_ENABLED, LGUEST_TRAP_ENTRY
 from lguestfs.guest import Guest, RunExit
 from tests.support.host import (
     DATA,
@@ -190,3 +190,68 @@ def test_any_access_to_the_top_4mb_kills(address: int) -> None:
         assert g.death == "attempt to access switcher pages"
     finally:
         g.close()
+
+
+# A trap from user mode into a handler that copies what it found to FRAME: the frame (six words
+# from its ESP), CR2 and the guest's interrupt flag from lguest_data; then it notifies 0x80.
+COPY_WHAT_THE_HANDLER_FOUND = """
+    gate 0x80, copy_and_notify, 0xef00
+    gate 14, copy_and_notify, 0x8e00
+"""
+HANDLER = """
+1:  jmp 1b
+copy_and_notify:
+    movl %esp, %esi
+    movl $(FRAME + PAGE_OFFSET), %edi
+    movl $6, %ecx
+    rep movsl
+    movl (DATA + PAGE_OFFSET + 8), %eax
+    movl %eax, (FRAME + PAGE_OFFSET + 24)
+    movl (DATA + PAGE_OFFSET), %eax
+    movl %eax, (FRAME + PAGE_OFFSET + 28)
+    hcall 17, 0x80
+"""
+USER_TRAPS = {
+    "system call": "    int $0x80\n",
+    "page fault": "    movl %eax, 0x00400000\n",  # above the 4 MB the tables map
+}
+
+
+def what_the_handler_found(trap: str, in_python: bool) -> tuple[bytes, int, int]:
+    """(FRAME's 32 bytes, traps, page faults) after ``trap``; ``in_python``: every trap handed
+    to Python, which must then see one (else it must see none but hypercalls)."""
+    g = user_guest(USER_TRAPS[trap] + HANDLER, COPY_WHAT_THE_HANDLER_FOUND)
+    seen_by_python: list[int] = []
+    on_trap = g.traps.on_trap
+
+    def counting_on_trap(intno: int) -> None:
+        seen_by_python.append(intno)
+        on_trap(intno)
+
+    g.traps.on_trap = counting_on_trap  # type: ignore[method-assign]
+    try:
+        g.lguest.memory.write_u32(DATA + LD_IRQ_ENABLED, 0x200)
+        g.lguest.cpu.traps_to_python(in_python)
+        assert Reads(g).read() == (RunExit.NOTIFY, 0x80), g.death
+        assert bool(set(seen_by_python) - {LGUEST_TRAP_ENTRY}) == in_python
+        status = g.status()
+        return g.lguest.memory.read(FRAME, 32), status.traps, status.page_faults_reflected
+    finally:
+        g.close()
+
+
+@pytest.mark.parametrize("trap", USER_TRAPS)
+def test_the_c_hook_reflects_a_trap_exactly_as_python_does(trap: str) -> None:
+    """The CPU's C INTR hook reflects a user-mode system call or page fault itself; with every
+    trap handed to Python (``traps_to_python``), the reference, the guest finds the same."""
+    in_c = what_the_handler_found(trap, in_python=False)
+    assert in_c == what_the_handler_found(trap, in_python=True)
+    words = struct.unpack("<8I", in_c[0])
+    if trap == "page fault":  # error code, EIP, CS, EFLAGS, ESP, SS; CR2, irq_enabled
+        assert (words[0], words[2], words[5], words[6]) == (6, USER_CS, USER_DS, 0x400000)
+        assert words[7] == 0  # an interrupt gate: the guest's IF cleared
+        assert in_c[1:] == (1, 1)
+    else:  # EIP, CS, EFLAGS, ESP, SS
+        assert (words[1], words[4]) == (USER_CS, USER_DS)
+        assert words[7] == 0x200  # a trap gate leaves it
+        assert in_c[1:] == (1, 0)

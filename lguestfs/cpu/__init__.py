@@ -4,13 +4,14 @@ Where this sits: ``guest`` runs the loop of spec 2; each "run the guest" of that
 ``Cpu.run()``, which returns when a hook asked Unicorn to stop (a hypercall that leaves the guest,
 a kill), when another thread kicked the CPU (break, signal, timer, irq, close), or when a page
 walk killed the guest.  A trap the guest handles itself (a system call, a page fault) is
-reflected inside the INTR hook and the run goes on.  The hooks
-themselves are ``traps`` (and ``pagetables`` for the TLB); this package only owns Unicorn.
+reflected inside the INTR hook and the run goes on.  The hooks themselves are ``traps`` (and
+``pagetables`` for the TLB), behind the C hooks of ``_hooks`` that answer the common cases
+alone; this package only owns Unicorn.
 
 This package is the only place that imports ``unicorn`` or touches its internals.  Its private
 modules: ``_binding`` (the import, and the binding's private parts), ``_calibrate`` (where this
 libunicorn keeps the hidden state, measured at mount: ``calibrate()``), ``_cpu`` (the ``Cpu``),
-``_fill`` (the TLB-fill hook, in C).
+``_hooks`` (the TLB-fill and INTR hooks, in C).
 
 Some facts about Unicorn 2.1.4 that the code relies on.  Each was measured on the machine this
 was written on (Debian 12, Python 3.11, the PyPI wheel); the ones marked *calibrated* are
@@ -33,7 +34,8 @@ measured again at every start and each has its own test (``tests/test_host_cpu_f
   marker live only in ``env`` (the register API has none of them), and the last must be cleared
   after every fault the Host handles: QEMU clears it only when it delivers through the IDT, which
   a hook never does, so the next fault is reported as a double fault (intno 8, error 0) and the
-  one after that is a silent triple fault (``emu_start`` returns OK, no hook called).
+  one after that is a silent triple fault (``emu_start`` returns OK, no hook called).  The C
+  INTR hook (``_hooks.c``) reads and clears them through pointers into ``env``.
 * **Stopping.**  ``emu_stop`` from another thread is a no-op when no emulation runs, and is lost
   if it lands in the first ~10 us of ``emu_start`` (77% lost right after the worker said "entering
   emu_start"; 1 in 600 after 10 us; none after 100 us).  ``guest`` therefore checks its own stop
@@ -63,7 +65,7 @@ measured again at every start and each has its own test (``tests/test_host_cpu_f
   clean.  ``tests/test_host_stopping.py`` pins both.
 * **The MMU** (calibrated: ``fault_address``).  Unicorn runs in ``UC_TLB_VIRTUAL`` mode: every
   TLB miss calls the ``UC_HOOK_TLB_FILL`` hook, which sets ``entry.paddr`` and ``entry.perms``.
-  That hook is C (``_fill.c``): it answers from the current shadow page table, or walks the
+  That hook is C (``_hooks.c``): it answers from the current shadow page table, or walks the
   guest's own tables as ``pagetables.demand_page`` does and maps or refuses; only a miss that
   needs a decision (one that kills) calls ``pagetables`` in Python (a ctypes callback costs
   about 2 us, and a real Linux guest misses ~800 times per fork+exec).  A stock Unicorn ends

@@ -2,7 +2,8 @@
 
 The hot calls (registers, stop, the INTR hook) go to the C library through ctypes prototypes
 taking plain integers (``_binding``); a TLB miss is answered in C from the shadow page table
-(``_fill``), Python being called only for the misses that need a decision; the hidden state is
+(``_hooks``), as are the traps a guest handles itself (a page fault, a system call), Python being
+called only for what needs a decision; the hidden state is
 read and written live, in the engine's ``env``, at the offsets ``_calibrate`` measured.  Why each
 of these is needed is in ``lguestfs.cpu``.
 """
@@ -17,7 +18,12 @@ from lguestfs.abi import (
     GDT_ENTRIES,
     GUEST_CS,
     GUEST_DS,
+    GUEST_PL,
+    IDT_TYPE_INTERRUPT_GATE,
+    IDT_TYPE_TRAP_GATE,
     INITIAL_EFLAGS,
+    LD_CR2,
+    LD_IRQ_ENABLED,
     PAGE_SHIFT,
     PAGE_SIZE,
     PDE_ALLOWED_FLAGS,
@@ -33,10 +39,13 @@ from lguestfs.abi import (
     PTE_RW,
     PTE_USER,
     SWITCHER_PDE,
+    SYSCALL_VECTOR,
+    TRAP_PF,
+    X86_EFLAGS_IF,
 )
 from lguestfs.cpu._binding import CpuError, const, handle, new_uc, unicorn, x86_const
 from lguestfs.cpu._calibrate import HF_CPL_MASK, calibrate
-from lguestfs.cpu._fill import FILL, STATE_SIZE
+from lguestfs.cpu._hooks import FILL, STATE_SIZE, TRAP
 from lguestfs.memory import GuestMemory
 
 # Registers the hot paths read and write (Unicorn ids).
@@ -120,8 +129,8 @@ class _RegBatch:
             raise CpuError(f"cannot load registers {tuple(self._ids)} with {values}: {status}")
 
 
-class _FillState(ctypes.Structure):
-    """``struct fill_state`` of ``_fill.c``: what the C fill reads (see there)."""
+class _HookState(ctypes.Structure):
+    """``struct hook_state`` of ``_hooks.c``: what the C hooks read (see there)."""
 
     _fields_ = (
         ("ptes", ctypes.c_void_p),
@@ -133,7 +142,8 @@ class _FillState(ctypes.Structure):
         ("pages", ctypes.c_uint64),
         ("host_vaddr", ctypes.c_uint64),
         ("host_paddr", ctypes.c_uint64),
-        ("slow", ctypes.c_void_p),
+        ("slow_fill", ctypes.c_void_p),
+        ("slow_trap", ctypes.c_void_p),
         ("stop", ctypes.c_void_p),
         ("fills", ctypes.c_uint64),
         ("stop_at_fills", ctypes.c_uint64),
@@ -155,21 +165,48 @@ class _FillState(ctypes.Structure):
         ("err_present", ctypes.c_uint32),
         ("err_write", ctypes.c_uint32),
         ("err_user", ctypes.c_uint32),
+        ("read_regs", ctypes.c_void_p),
+        ("write_regs", ctypes.c_void_p),
+        ("idt", ctypes.c_void_p),
+        ("error_code", ctypes.c_void_p),
+        ("exception_is_int", ctypes.c_void_p),
+        ("old_exception", ctypes.c_void_p),
+        ("fault_address", ctypes.c_void_p),
+        ("lguest_data", ctypes.c_uint64),
+        ("traps", ctypes.c_uint64),
+        ("page_faults", ctypes.c_uint64),
+        ("irqs_pending", ctypes.c_uint32),
+        ("traps_to_python", ctypes.c_uint32),
+        ("ss1", ctypes.c_uint32),
+        ("esp1", ctypes.c_uint32),
+        ("trap_regs", ctypes.c_int32 * 5),
+        ("enter_regs", ctypes.c_int32 * 5),
+        ("jump_regs", ctypes.c_int32 * 3),
+        ("trap_pf", ctypes.c_uint32),
+        ("syscall_vector", ctypes.c_uint32),
+        ("guest_pl", ctypes.c_uint32),
+        ("guest_cs", ctypes.c_uint32),
+        ("trap_gate", ctypes.c_uint32),
+        ("interrupt_gate", ctypes.c_uint32),
+        ("eflags_if", ctypes.c_uint32),
+        ("ld_irq_enabled", ctypes.c_uint32),
+        ("ld_cr2", ctypes.c_uint32),
     )
 
 
-if ctypes.sizeof(_FillState) != STATE_SIZE:
-    raise ImportError(f"_fill.c's state is {STATE_SIZE} bytes, its mirror here {_FillState}")
+if ctypes.sizeof(_HookState) != STATE_SIZE:
+    raise ImportError(f"_hooks.c's state is {STATE_SIZE} bytes, its mirror here {_HookState}")
 
 
-def fill_state(
+def hook_state(
     memory: GuestMemory, *, hflags: int, host_page: int, stop: int, guest_page_fault: int
-) -> _FillState:
+) -> _HookState:
     """The C fill's state for ``memory``, reading the CPL at address ``hflags``, mapping the Host's
     page at ``host_page``, stopping the CPU with the C function at ``stop`` and refusing with
     the guest's page fault as ``perms`` = ``guest_page_fault``; the shadow comes later
-    (``Cpu.fill_from``).  (Also how ``tests/test_host_fill.py`` runs the C fill alone.)"""
-    return _FillState(
+    (``Cpu.fill_from``), and what the C trap needs from ``Cpu`` itself.  (Also how
+    ``tests/test_host_fill.py`` runs the C fill alone.)"""
+    return _HookState(
         hflags=hflags,
         memory=memory.address,
         pfnlimit=memory.pfnlimit,
@@ -195,7 +232,24 @@ def fill_state(
         err_present=PF_ERR_PRESENT,
         err_write=PF_ERR_WRITE,
         err_user=PF_ERR_USER,
+        trap_regs=(ctypes.c_int32 * 5)(*_TRAP_REGS),
+        enter_regs=(ctypes.c_int32 * 5)(*_ENTER_REGS),
+        jump_regs=(ctypes.c_int32 * 3)(*_JUMP_REGS),
+        trap_pf=TRAP_PF,
+        syscall_vector=SYSCALL_VECTOR,
+        guest_pl=GUEST_PL,
+        guest_cs=GUEST_CS,
+        trap_gate=IDT_TYPE_TRAP_GATE,
+        interrupt_gate=IDT_TYPE_INTERRUPT_GATE,
+        eflags_if=X86_EFLAGS_IF,
+        ld_irq_enabled=LD_IRQ_ENABLED,
+        ld_cr2=LD_CR2,
     )
+
+
+def _address(function: Any) -> int:
+    """The C address of a ctypes function object."""
+    return ctypes.cast(function, ctypes.c_void_p).value or 0
 
 
 class CpuHooks(Protocol):
@@ -235,7 +289,8 @@ class CpuHooks(Protocol):
 class Cpu:
     """One Unicorn x86 CPU in 32-bit protected mode, with the guest's memory at physical 0."""
 
-    def __init__(self, memory: GuestMemory, hooks: CpuHooks) -> None:
+    def __init__(self, memory: GuestMemory, hooks: CpuHooks, *, idt: int) -> None:
+        """``idt``: the address of the guest's gates as the C trap reads them (``Idt.address``)."""
         calibration = calibrate()
         self._offsets = calibration
         lib = self._lib = calibration.binding
@@ -261,13 +316,23 @@ class Cpu:
         self._eip = ctypes.c_uint32.from_address(self._env + calibration.eip)
         self._fault_address = ctypes.c_uint64.from_address(self._handle + calibration.fault_address)
         self._running = False  # inside run(): hooks are being called
-        self._fill = fill_state(
+        self._state = hook_state(
             memory,
             hflags=ctypes.addressof(self._hflags),
             host_page=self.host_page,
-            stop=ctypes.cast(lib.emu_stop, ctypes.c_void_p).value or 0,
+            stop=_address(lib.emu_stop),
             guest_page_fault=lib.guest_page_fault,
         )
+        state = self._state
+        state.read_regs, state.write_regs = (
+            _address(lib.reg_read_batch),
+            _address(lib.reg_write_batch),
+        )
+        state.idt = idt
+        state.error_code = self._env + calibration.error_code
+        state.exception_is_int = self._env + calibration.exception_is_int
+        state.old_exception = self._env + calibration.old_exception
+        state.fault_address = ctypes.addressof(self._fault_address)
         self._install_hooks(hooks)
         self._value = ctypes.c_uint64()
         self._value_addr = ctypes.addressof(self._value)
@@ -279,10 +344,11 @@ class Cpu:
     def _install_hooks(self, hooks: CpuHooks) -> None:
         """INTR and TLB fill are hot: raw ctypes callbacks, not the binding's wrapped ones.
 
-        The TLB fill Unicorn calls is ``_fill``'s C function; it calls ``on_tlb_fill`` below
-        for the misses it does not answer.  A Python exception cannot cross a ctypes callback,
-        so each raw hook keeps the first one and stops the CPU; ``run`` raises it.  The rare
-        hooks go through the binding, which does the same with its own ``_hook_exception``.
+        The hooks Unicorn calls are ``_hooks``' C functions; they call ``on_interrupt`` and
+        ``on_tlb_fill`` below for what they leave to Python.  A Python exception cannot cross a
+        ctypes callback, so each raw hook keeps the first one and stops the CPU; ``run`` raises
+        it.  The rare hooks go through the binding, which does the same with its own
+        ``_hook_exception``.
         """
         self._hook_error: BaseException | None = None
 
@@ -301,13 +367,19 @@ class Cpu:
 
         lib = self._lib
         self._raw_hooks = (lib.intr_callback(on_interrupt), lib.tlb_fill_callback(on_tlb_fill))
-        self._fill.slow = ctypes.cast(self._raw_hooks[1], ctypes.c_void_p).value
-        for htype, callback, data in (
-            (const.UC_HOOK_INTR, ctypes.cast(self._raw_hooks[0], ctypes.c_void_p), None),
-            (const.UC_HOOK_TLB_FILL, ctypes.c_void_p(FILL), ctypes.byref(self._fill)),
-        ):
+        self._state.slow_trap = _address(self._raw_hooks[0])
+        self._state.slow_fill = _address(self._raw_hooks[1])
+        for htype, callback in ((const.UC_HOOK_INTR, TRAP), (const.UC_HOOK_TLB_FILL, FILL)):
             hook = lib.hook_type()
-            status = lib.lib.uc_hook_add(self._uch, ctypes.byref(hook), htype, callback, data, 1, 0)
+            status = lib.lib.uc_hook_add(
+                self._uch,
+                ctypes.byref(hook),
+                htype,
+                ctypes.c_void_p(callback),
+                ctypes.byref(self._state),
+                1,
+                0,
+            )
             if status != const.UC_ERR_OK:
                 raise CpuError(f"uc_hook_add({htype}) failed: {status}")
         uc = self._uc
@@ -426,7 +498,7 @@ class Cpu:
     def run(self) -> None:
         """Run from the current EIP until a hook or another thread stops it, or a hook refuses a
         translation (and kills); an exception raised by a hook propagates."""
-        if self._fill.fills >= TLB_GROW_FILLS:
+        if self._state.fills >= TLB_GROW_FILLS:
             self.flush_tlb()
         self._running = True
         try:
@@ -448,14 +520,14 @@ class Cpu:
         """Answer TLB misses from a shadow of the guest's page directory ``gpgdir``: its i386
         PTEs at address ``ptes`` (one for each of the ``pages`` first virtual pages) and a byte
         per page-directory slot at ``tables`` (1: looked at), filled as ``PageTables`` fills
-        them (``_fill.c``).  ``on_tlb_fill`` gets the misses that need a decision.  Both arrays
+        them (``_hooks.c``).  ``on_tlb_fill`` gets the misses that need a decision.  Both arrays
         must stay mapped until ``close``."""
-        fill = self._fill
-        fill.ptes, fill.tables, fill.pages, fill.gpgdir = ptes, tables, pages, gpgdir
+        state = self._state
+        state.ptes, state.tables, state.pages, state.gpgdir = ptes, tables, pages, gpgdir
 
     def flush_tlb(self) -> None:
         self._ctl(self._handle, _TLB_FLUSH)
-        self._fill.fills = 0
+        self._state.fills = 0
 
     def flush_tlb_page(self, vaddr: int) -> None:
         """Drop the TLB entries of one page (QEMU's ``tlb_flush_page``: calibrated ``cpu``)."""
@@ -464,11 +536,51 @@ class Cpu:
     @property
     def guest_page_fault(self) -> int:
         """The ``perms`` a TLB fill refuses with to raise the guest's page fault (patch 0003)."""
-        return int(self._fill.guest_page_fault)
+        return int(self._state.guest_page_fault)
 
     def fault_address(self) -> int:
         """The faulting byte of the last translation refused (the page fault's CR2)."""
         return self._fault_address.value
+
+    # --- the traps the C hook reflects itself (``_hooks.c``) ----------------------------------
+
+    def reflect_through(self, lguest_data: int, ss1: int, esp1: int) -> None:
+        """Where a trap reflected in C writes: ``lguest_data`` (guest-physical, from
+        LGUEST_INIT) and the kernel stack a trap from user mode lands on (SET_STACK)."""
+        state = self._state
+        state.lguest_data, state.ss1, state.esp1 = lguest_data, ss1, esp1
+
+    def traps_to_python(self, on: bool) -> None:
+        """Hand every trap to ``on_trap`` until told otherwise (a trap waits for the run's end)."""
+        self._state.traps_to_python = on
+
+    @property
+    def irqs_pending(self) -> int:
+        """The guest's pending interrupts: while any is, every trap goes to ``on_trap``, which
+        may inject one at that exit.  Set by the guest's owner, under its lock."""
+        return int(self._state.irqs_pending)
+
+    @irqs_pending.setter
+    def irqs_pending(self, bits: int) -> None:
+        self._state.irqs_pending = bits
+
+    @property
+    def traps(self) -> int:
+        """Traps reflected into the guest (counted in C, and by the Host through this)."""
+        return int(self._state.traps)
+
+    @traps.setter
+    def traps(self, count: int) -> None:
+        self._state.traps = count
+
+    @property
+    def page_faults(self) -> int:
+        """Page faults reflected into the guest (counted as ``traps`` is)."""
+        return int(self._state.page_faults)
+
+    @page_faults.setter
+    def page_faults(self, count: int) -> None:
+        self._state.page_faults = count
 
     def close(self) -> None:
         """Free the Unicorn instance; the guest's memory must outlive this call."""
