@@ -224,11 +224,9 @@ def break_a_read_that_spins(g: Guest) -> list[int | None]:
 
 
 # Counts in EBX and, one call deeper, in EDI, storing across 512 pages; every 64 rounds it takes
-# a trap through its own gate, which the Host reflects from inside a hook.  Any replayed
-# instruction makes the counts differ, and the guest notifies 0xBAD.
-SELF_CHECKING = """
-    init
-    gate 0x80, trap, 0xaf00
+# a trap through its own gate (``int $0x80``).  Any replayed instruction makes the counts differ,
+# and it jumps to ``bad``.
+COUNTING = """
     xorl %ebx, %ebx
     xorl %edi, %edi
 loop:
@@ -252,11 +250,21 @@ count:
     jne bad
     incl %edi
     ret
+"""
+# ...in the kernel, the trap reflected from inside a hook; ``bad`` notifies 0xBAD.
+SELF_CHECKING = (
+    """
+    init
+    gate 0x80, trap, 0xaf00
+"""
+    + COUNTING
+    + """
 trap:
     iret
 bad:
     hcall 17, 0xBAD
 """
+)
 
 
 def break_at_random_moments(g: Guest, breaks: int) -> None:
@@ -335,30 +343,9 @@ USER_KERNEL_SETUP = f"""
     gate 0x80, unmap_next_page, 0xef00
     gate 14, map_faulting_page, 0x8e00
 """
-USER_SELF_CHECKING = """
-    xorl %ebx, %ebx
-    xorl %edi, %edi
-loop:
-    incl %ebx
-    pushl %ebx
-    call count
-    addl $4, %esp
-    cmpl %ebx, %edi
-    jne bad
-    testl $63, %ebx
-    jnz loop
-    int $0x80
-    jmp loop
-count:
-    movl 4(%esp), %eax
-    andl $511, %eax
-    shll $12, %eax
-    movl 4(%esp), %ecx
-    movl %ecx, 0xC0100000(%eax)
-    cmpl 0xC0100000(%eax), %ecx
-    jne bad
-    incl %edi
-    ret
+USER_SELF_CHECKING = (
+    COUNTING
+    + """
 bad:
     int $0x1f
 unmap_next_page:             # the page of round EBX + 1: its PTE to 0, and tell the Host
@@ -401,6 +388,7 @@ map_faulting_page:           # a user write to a page not present: map CR2's pag
 kernel_bad:
     hcall 17, 0xBAD
 """
+)
 
 
 def test_breaks_never_replay_user_code_around_traps_reflected_in_the_run() -> None:
