@@ -255,3 +255,30 @@ def test_the_c_hook_reflects_a_trap_exactly_as_python_does(trap: str) -> None:
         assert (words[1], words[4]) == (USER_CS, USER_DS)
         assert words[7] == 0x200  # a trap gate leaves it
         assert in_c[1:] == (1, 0)
+
+
+def test_a_page_fault_onto_an_unmapped_kernel_stack_kills_as_python_does() -> None:
+    """The C hook declines what would kill; Python then kills with 2.6.24's reason."""
+    g = make_guest(
+        "init\n gate 14, pf, 0x8e00\n movl $0x80000000, %esp\n movl (0x00400000), %eax\n"
+        "1: jmp 1b\npf:\n hcall 17, 1\n"
+    )
+    try:
+        assert Reads(g).read() == (RunExit.DIED, 0)
+        assert g.death == "Bad address 0x80000000"
+    finally:
+        g.close()
+
+
+def test_a_system_call_onto_a_stack_segment_the_cpu_refuses_kills_as_python_does() -> None:
+    """SET_STACK took 0x71 (RPL 1, but a code segment): loading it as SS fails (trap 256)."""
+    g = user_guest(
+        "    int $0x80\n1:  jmp 1b\nsyscall:\n    hcall 17, 1\n",
+        "    gate 0x80, syscall, 0xef00\n    hcall 7, 0x71, STACK_TOP + PAGE_OFFSET, 1\n",
+    )
+    try:
+        assert Reads(g).read() == (RunExit.DIED, 0)
+        assert g.death is not None and g.death.startswith("unhandled trap 256 at 0xc001")
+        assert g.death.endswith("(0x70)")
+    finally:
+        g.close()
