@@ -110,6 +110,7 @@ TIMER_IRQ: Final = 0
 HOST_RESERVED_MEM: Final = 0x400000  # written to reserve_mem: the top 4 MB of every guest
 SWITCHER_ADDR: Final = 0xFFC00000  # PDE 1023: touching it kills "attempt to access switcher pages"
 SWITCHER_PDE: Final = 1023
+SHADOW_CACHE: Final = 4  # lg->pgdirs[4]: the page directories the Host keeps a shadow of
 
 # Page-table entry flags (i386, 2-level, no PAE).
 PTE_PRESENT: Final = 0x001

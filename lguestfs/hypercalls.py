@@ -9,6 +9,11 @@ synchronous call is kept pending if the ring produced a notify (it then runs at 
 read).  Calls that change what the guest sees go to their owners: ``pagetables`` (spec 6),
 ``segments`` (7.2), the IDT (``idt``, 5.3), the timer (``clock``); halt and notify are flags the
 run loop (``guest``) looks at.  Every hypercall is counted here, once, for ``status``.
+
+The CPU's C hook (``lguestfs/cpu/_hooks.c``) does the common case itself, without calling
+Python: a SET_PTE, SET_PMD or FLUSH_ASYNC with only such calls queued in the ring before it,
+nothing that kills, no interrupt pending.  This module is its reference and does the rest, from
+the ring slot the C hook stopped at.
 """
 
 from __future__ import annotations
@@ -112,14 +117,14 @@ def do_async_hcalls(g: Lguest) -> None:
     assert g.lguest_data is not None
     status_addr = g.lguest_data + LD_HCALL_STATUS
     memory = g.memory
-    if memory.view[status_addr + g.next_hcall] == HCALL_STATUS_DONE:
+    if memory.view[status_addr + g.cpu.next_hcall] == HCALL_STATUS_DONE:
         return  # the common case: nothing queued
     status = bytes(memory.view[status_addr : status_addr + LHCALL_RING_SIZE])
     for _ in range(LHCALL_RING_SIZE):
-        n = g.next_hcall
+        n = g.cpu.next_hcall
         if status[n] == HCALL_STATUS_DONE:
             break
-        g.next_hcall = (n + 1) % LHCALL_RING_SIZE
+        g.cpu.next_hcall = (n + 1) % LHCALL_RING_SIZE
         try:
             call, arg2, arg3, arg1 = _SLOT.unpack(
                 memory.read(g.lguest_data + LD_HCALLS + n * HCALL_SLOT_BYTES, 16)

@@ -133,7 +133,7 @@ def deliver_trap(g: Lguest, num: int, errcode: int) -> bool:
 
 def reflect_or_kill(g: Lguest, num: int, errcode: int, detail: int | None = None) -> None:
     """The end of ``lguest_arch_handle_trap``: reflect, or kill "unhandled trap"."""
-    g.traps += 1
+    g.cpu.traps += 1
     if not deliver_trap(g, num, errcode):
         shown = errcode if detail is None else detail
         g.kill(f"unhandled trap {num} at {g.cpu.reg(EIP):#x} ({shown:#x})")
@@ -147,12 +147,12 @@ def maybe_do_interrupt(g: Lguest) -> bool:
     looked at every guest exit, and the host's own timer ticks made sure exits kept coming, so
     a guest that unmasks with a plain store got its interrupt within a tick.
     """
-    if g.lguest_data is None or not g.irqs_pending:
+    if g.lguest_data is None or not g.cpu.irqs_pending:
         return False
     blocked = g.read_lguest_u32(LD_BLOCKED_INTERRUPTS)
     if blocked is None:
         return True
-    candidates = g.irqs_pending & ~blocked & ((1 << LGUEST_IRQS) - 1)
+    candidates = g.cpu.irqs_pending & ~blocked & ((1 << LGUEST_IRQS) - 1)
     if not candidates:
         return True
     irq = (candidates & -candidates).bit_length() - 1
@@ -171,7 +171,7 @@ def maybe_do_interrupt(g: Lguest) -> bool:
         g.interrupts_delivered += 1
         set_guest_interrupt(g, gate, None)
     write_timestamp(g)
-    return bool(g.irqs_pending)
+    return bool(g.cpu.irqs_pending)
 
 
 def handle_page_fault(g: Lguest, cr2: int, errcode: int) -> None:

@@ -40,7 +40,9 @@ Host is mapped there.  The Host's one page, the GDT Unicorn reads descriptors fr
 read-only at 4 GB, where 32-bit guest code cannot point, by the CPU's fill (see ``cpu``).
 
 SET_PTE of an entry with Accessed or Dirty set is checked at once against every table it
-targets, even one whose page-directory slot has no shadow yet (spec 6).
+targets, even one whose page-directory slot has no shadow yet (spec 6).  The CPU's C hook does
+SET_PTE and SET_PMD as ``set_pte`` and ``set_pmd`` here do, unless one kills: it is told every
+cached shadow and the kernel's start as they change (``Cpu.cache_shadows``).
 """
 
 from __future__ import annotations
@@ -66,12 +68,12 @@ from lguestfs.abi import (
     PTE_PWT,
     PTE_RW,
     PTE_USER,
+    SHADOW_CACHE,
     SWITCHER_PDE,
 )
 from lguestfs.cpu import ACCESS_WRITE, PROT_RX, PROT_WRITE
 from lguestfs.memory import GuestAccessError, GuestMemory
 
-SHADOW_CACHE: Final = 4  # lg->pgdirs[4]
 STACK_PAGES_MAX: Final = 2  # SET_STACK's limit on the kernel stack
 _PTES_PER_PAGE: Final = 1024
 _FLAGS: Final = 0xFFF
@@ -151,6 +153,7 @@ class PageTables:
         *,
         cpl: Callable[[], int],
         fill_from: Callable[[int, int, int, int], None],
+        cache_shadows: Callable[[list[tuple[int, int, int] | None], int], None],
         guest_page_fault: int,
         flush_tlb: Callable[[], None],
         flush_tlb_page: Callable[[int], None],
@@ -159,13 +162,15 @@ class PageTables:
         self._memory = memory
         self._cpl = cpl
         self._fill_from = fill_from
+        self._cache_shadows = cache_shadows
         self._guest_page_fault = guest_page_fault  # the perms that refuse with the guest's #PF
         self.flush_tlb = flush_tlb  # empty Unicorn's TLB: the shadows stay
         self._flush_tlb_page = flush_tlb_page
         self._kill = kill
-        self.kernel_address = 0  # from lguest_data at LGUEST_INIT
+        self._kernel_address = 0
         self.shadow = self._use(Shadow(pgdir))
         self.slots: list[Shadow | None] = [self.shadow] + [None] * (SHADOW_CACHE - 1)
+        self._tell_cpu()
         self.stack: tuple[int, int] = (
             0,
             0,
@@ -176,9 +181,27 @@ class PageTables:
         self._fill_from(shadow.address, shadow.tables_address, _SHADOW_BYTES // 4, shadow.gpgdir)
         return shadow
 
+    def _tell_cpu(self) -> None:
+        """The CPU's C hook does the common SET_PTE and SET_PMD itself (``Cpu.cache_shadows``):
+        it must see every cached shadow and where the kernel starts, as they change."""
+        self._cache_shadows(
+            [None if s is None else (s.address, s.tables_address, s.gpgdir) for s in self.slots],
+            self._kernel_address,
+        )
+
     @property
     def gpgdir(self) -> int:
         return self.shadow.gpgdir
+
+    @property
+    def kernel_address(self) -> int:
+        """Where the guest kernel's addresses start (from lguest_data at LGUEST_INIT)."""
+        return self._kernel_address
+
+    @kernel_address.setter
+    def kernel_address(self, address: int) -> None:
+        self._kernel_address = address
+        self._tell_cpu()
 
     # --- the TLB miss: our MMU ----------------------------------------------------------------
 
@@ -278,6 +301,7 @@ class PageTables:
         shadow.gpgdir = gpgdir
         shadow.forget_below(self.kernel_address >> 22)
         self.shadow = self._use(shadow)
+        self._tell_cpu()
         self.flush_tlb()
         if blank:
             self.pin_stack_pages()

@@ -12,6 +12,7 @@ It knows no thread: who runs the CPU, and how it is stopped from outside, is ``g
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import logging
 import threading
@@ -63,7 +64,6 @@ class Lguest:
         self.pending_hcall: tuple[int, int, int, int] | None = None
         self.noirq_start = 0
         self.noirq_end = 0
-        self.next_hcall = 0
         self.ss1 = 0
         self.ts = 0
         self._irq_lock = threading.Lock()
@@ -71,17 +71,19 @@ class Lguest:
         self.gdt = Gdt()
         self.timer = Timer(on_timer)
         # counters for status
-        self.hypercall_counts = [0] * (OTHER_HYPERCALLS + 1)  # by number; the last: all others
+        # by number, the last for all others; the CPU's C hook counts in them too
+        self.hypercall_counts = (ctypes.c_uint64 * (OTHER_HYPERCALLS + 1))()
         self.interrupts_delivered = 0
 
     def boot(self, hooks: CpuHooks, pgdir: int, start: int) -> None:
         """Make the CPU (calling ``hooks``) and the MMU, and put the CPU at ``start`` (spec 7.1)."""
-        self.cpu = Cpu(self.memory, hooks, idt=self.idt.address)
+        self.cpu = Cpu(self.memory, hooks, idt=self.idt.address, hypercalls=self.hypercall_counts)
         self.pagetables = PageTables(
             self.memory,
             pgdir,
             cpl=self.cpu.cpl,
             fill_from=self.cpu.fill_from,
+            cache_shadows=self.cpu.cache_shadows,
             guest_page_fault=self.cpu.guest_page_fault,
             flush_tlb=self.cpu.flush_tlb,
             flush_tlb_page=self.cpu.flush_tlb_page,
@@ -119,12 +121,7 @@ class Lguest:
             return False
         return True
 
-    # The pending interrupts and the trap counters live in the CPU's hook state, where its C
-    # trap hook reads and counts them (``lguestfs.cpu``).
-
-    @property
-    def irqs_pending(self) -> int:
-        return self.cpu.irqs_pending
+    # The pending interrupts live in the CPU's hook state, where its C hook reads them.
 
     def raise_irq(self, irq: int) -> None:
         with self._irq_lock:
@@ -133,22 +130,6 @@ class Lguest:
     def clear_irq(self, irq: int) -> None:
         with self._irq_lock:
             self.cpu.irqs_pending &= ~(1 << irq)
-
-    @property
-    def traps(self) -> int:
-        return self.cpu.traps
-
-    @traps.setter
-    def traps(self, count: int) -> None:
-        self.cpu.traps = count
-
-    @property
-    def page_faults(self) -> int:
-        return self.cpu.page_faults
-
-    @page_faults.setter
-    def page_faults(self, count: int) -> None:
-        self.cpu.page_faults = count
 
     def set_ts(self, ts: int) -> None:
         """TS: the guest's view of CR0.TS; with it set, FPU instructions raise #NM."""
@@ -179,10 +160,10 @@ class Lguest:
             pfnlimit=self.memory.pfnlimit,
             memory_bytes=self.memory.size,
             hypercalls=self.hypercalls_by_name(),
-            traps=self.traps,
+            traps=self.cpu.traps,
             interrupts_delivered=self.interrupts_delivered,
-            page_faults_reflected=self.page_faults,
-            irqs_pending=self.irqs_pending,
+            page_faults_reflected=self.cpu.page_faults,
+            irqs_pending=self.cpu.irqs_pending,
             instructions="unknown",
         )
 

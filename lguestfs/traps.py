@@ -73,7 +73,7 @@ class Traps:
         ):
             g.cpu.stop()
             return
-        if g.irqs_pending:
+        if g.cpu.irqs_pending:
             if interrupts.maybe_do_interrupt(g):
                 self.loop.poll_later()
             if g.death is not None:
@@ -120,7 +120,7 @@ class Traps:
             if intno == TRAP_PF:
                 # A fill refused the access: the guest's own page fault (a kill has stopped it).
                 if g.death is None:
-                    g.page_faults += 1
+                    g.cpu.page_faults += 1
                     interrupts.handle_page_fault(g, cpu.fault_address() & 0xFFFFFFFF, errcode)
             elif intno == TRAP_NM and not g.ts:
                 pass  # 2.6.24 swallows #NM when the guest's TS is clear

@@ -90,6 +90,7 @@ def test_c_fill_agrees_with_pagetables(
         PGDIR,
         cpl=lambda: cpl,
         fill_from=lambda _ptes, _tables, _pages, _gpgdir: None,
+        cache_shadows=lambda _shadows, _kernel_address: None,
         guest_page_fault=GUEST_PAGE_FAULT,
         flush_tlb=lambda: None,
         flush_tlb_page=lambda _vaddr: None,

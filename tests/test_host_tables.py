@@ -173,6 +173,7 @@ def tables(memory: GuestMemory) -> Iterator[tuple[PageTables, FlushCounter]]:
         PGDIR_A,
         cpl=lambda: 1,
         fill_from=lambda _ptes, _tables, _pages, _gpgdir: None,
+        cache_shadows=lambda _shadows, _kernel_address: None,
         guest_page_fault=GUEST_PAGE_FAULT,
         flush_tlb=counter,
         flush_tlb_page=counter.pages.append,

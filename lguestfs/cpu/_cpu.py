@@ -19,11 +19,20 @@ from lguestfs.abi import (
     GUEST_CS,
     GUEST_DS,
     GUEST_PL,
+    HCALL_SLOT_BYTES,
+    HCALL_STATUS_DONE,
     IDT_TYPE_INTERRUPT_GATE,
     IDT_TYPE_TRAP_GATE,
     INITIAL_EFLAGS,
     LD_CR2,
+    LD_HCALL_STATUS,
+    LD_HCALLS,
     LD_IRQ_ENABLED,
+    LGUEST_TRAP_ENTRY,
+    LHCALL_FLUSH_ASYNC,
+    LHCALL_RING_SIZE,
+    LHCALL_SET_PMD,
+    LHCALL_SET_PTE,
     PAGE_SHIFT,
     PAGE_SIZE,
     PDE_ALLOWED_FLAGS,
@@ -38,6 +47,7 @@ from lguestfs.abi import (
     PTE_PWT,
     PTE_RW,
     PTE_USER,
+    SHADOW_CACHE,
     SWITCHER_PDE,
     SYSCALL_VECTOR,
     TRAP_PF,
@@ -129,6 +139,12 @@ class _RegBatch:
             raise CpuError(f"cannot load registers {tuple(self._ids)} with {values}: {status}")
 
 
+class _Shadow(ctypes.Structure):
+    """``struct shadow``: one cached shadow as the C hypercalls see it (``Cpu.cache_shadows``)."""
+
+    _fields_ = (("ptes", ctypes.c_void_p), ("tables", ctypes.c_void_p), ("gpgdir", ctypes.c_uint64))
+
+
 class _HookState(ctypes.Structure):
     """``struct hook_state`` of ``_hooks.c``: what the C hooks read (see there)."""
 
@@ -191,6 +207,25 @@ class _HookState(ctypes.Structure):
         ("eflags_if", ctypes.c_uint32),
         ("ld_irq_enabled", ctypes.c_uint32),
         ("ld_cr2", ctypes.c_uint32),
+        ("shadows", _Shadow * SHADOW_CACHE),
+        ("kernel_address", ctypes.c_uint64),
+        ("hypercalls", ctypes.c_void_p),
+        ("other_hypercalls", ctypes.c_uint32),
+        ("next_hcall", ctypes.c_uint32),
+        ("ctl", ctypes.c_void_p),
+        ("tlb_flush", ctypes.c_int32),
+        ("flush_page", ctypes.c_void_p),
+        ("cpu", ctypes.c_void_p),
+        ("hypercall_regs", ctypes.c_int32 * 5),
+        ("trap_entry", ctypes.c_uint32),
+        ("hcall_flush_async", ctypes.c_uint32),
+        ("hcall_set_pte", ctypes.c_uint32),
+        ("hcall_set_pmd", ctypes.c_uint32),
+        ("ld_hcall_status", ctypes.c_uint32),
+        ("ld_hcalls", ctypes.c_uint32),
+        ("ring_size", ctypes.c_uint32),
+        ("slot_bytes", ctypes.c_uint32),
+        ("status_done", ctypes.c_uint8),
     )
 
 
@@ -244,6 +279,17 @@ def hook_state(
         eflags_if=X86_EFLAGS_IF,
         ld_irq_enabled=LD_IRQ_ENABLED,
         ld_cr2=LD_CR2,
+        tlb_flush=_TLB_FLUSH,
+        hypercall_regs=(ctypes.c_int32 * 5)(*_HYPERCALL_REGS),
+        trap_entry=LGUEST_TRAP_ENTRY,
+        hcall_flush_async=LHCALL_FLUSH_ASYNC,
+        hcall_set_pte=LHCALL_SET_PTE,
+        hcall_set_pmd=LHCALL_SET_PMD,
+        ld_hcall_status=LD_HCALL_STATUS,
+        ld_hcalls=LD_HCALLS,
+        ring_size=LHCALL_RING_SIZE,
+        slot_bytes=HCALL_SLOT_BYTES,
+        status_done=HCALL_STATUS_DONE,
     )
 
 
@@ -286,11 +332,37 @@ class CpuHooks(Protocol):
         """``syscall`` (Unicorn would run it as a no-op)."""
 
 
+class _HookStateField:
+    """An ``int`` attribute of the ``Cpu`` kept in the C hooks' state (``_hooks.c``)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def __get__(self, cpu: Cpu, owner: type) -> int:
+        return int(getattr(cpu._state, self._name))
+
+    def __set__(self, cpu: Cpu, value: int) -> None:
+        setattr(cpu._state, self._name, value)
+
+
 class Cpu:
     """One Unicorn x86 CPU in 32-bit protected mode, with the guest's memory at physical 0."""
 
-    def __init__(self, memory: GuestMemory, hooks: CpuHooks, *, idt: int) -> None:
-        """``idt``: the address of the guest's gates as the C trap reads them (``Idt.address``)."""
+    # Kept where the C hooks read, count or move them too: the guest's pending interrupts
+    # (while any is, every trap and hypercall goes to ``on_trap``, which may inject one at that
+    # exit; its owner sets them under its lock), the async ring's cursor (``lg->next_hcall``),
+    # and the traps and page faults reflected into the guest.
+    irqs_pending = _HookStateField()
+    next_hcall = _HookStateField()
+    traps = _HookStateField()
+    page_faults = _HookStateField()
+
+    def __init__(
+        self, memory: GuestMemory, hooks: CpuHooks, *, idt: int, hypercalls: ctypes.Array[Any]
+    ) -> None:
+        """``idt``: the address of the guest's gates as the C trap reads them (``Idt.address``);
+        ``hypercalls``: the guest's hypercall counters by number, the last for all other
+        numbers, which the C hook counts in too (``Lguest.hypercall_counts``)."""
         calibration = calibrate()
         self._offsets = calibration
         lib = self._lib = calibration.binding
@@ -333,6 +405,9 @@ class Cpu:
         state.exception_is_int = self._env + calibration.exception_is_int
         state.old_exception = self._env + calibration.old_exception
         state.fault_address = ctypes.addressof(self._fault_address)
+        state.hypercalls, state.other_hypercalls = ctypes.addressof(hypercalls), len(hypercalls) - 1
+        state.ctl, state.flush_page = _address(lib.ctl), _address(lib.flush_page)
+        state.cpu = self._cpu_state
         self._install_hooks(hooks)
         self._value = ctypes.c_uint64()
         self._value_addr = ctypes.addressof(self._value)
@@ -550,37 +625,19 @@ class Cpu:
         state = self._state
         state.lguest_data, state.ss1, state.esp1 = lguest_data, ss1, esp1
 
+    def cache_shadows(
+        self, shadows: list[tuple[int, int, int] | None], kernel_address: int
+    ) -> None:
+        """The shadows the C hook's SET_PTE and SET_PMD change: for each cached one, the
+        addresses of its PTEs and slot bytes and its page directory (``PageTables.slots``); and
+        where the kernel's addresses start.  Each array must stay mapped until ``close``."""
+        for slot, shadow in zip(self._state.shadows, shadows, strict=True):
+            slot.ptes, slot.tables, slot.gpgdir = shadow or (0, 0, 0)
+        self._state.kernel_address = kernel_address
+
     def traps_to_python(self, on: bool) -> None:
         """Hand every trap to ``on_trap`` until told otherwise (a trap waits for the run's end)."""
         self._state.traps_to_python = on
-
-    @property
-    def irqs_pending(self) -> int:
-        """The guest's pending interrupts: while any is, every trap goes to ``on_trap``, which
-        may inject one at that exit.  Set by the guest's owner, under its lock."""
-        return int(self._state.irqs_pending)
-
-    @irqs_pending.setter
-    def irqs_pending(self, bits: int) -> None:
-        self._state.irqs_pending = bits
-
-    @property
-    def traps(self) -> int:
-        """Traps reflected into the guest (counted in C, and by the Host through this)."""
-        return int(self._state.traps)
-
-    @traps.setter
-    def traps(self, count: int) -> None:
-        self._state.traps = count
-
-    @property
-    def page_faults(self) -> int:
-        """Page faults reflected into the guest (counted as ``traps`` is)."""
-        return int(self._state.page_faults)
-
-    @page_faults.setter
-    def page_faults(self, count: int) -> None:
-        self._state.page_faults = count
 
     def close(self) -> None:
         """Free the Unicorn instance; the guest's memory must outlive this call."""

@@ -1,10 +1,11 @@
-/* lguestfs.cpu._hooks: Unicorn's two hot hooks in C: the TLB miss, and the traps a guest handles.
+/* lguestfs.cpu._hooks: Unicorn's two hot hooks in C: the TLB miss, and the common traps.
 
 Where this sits: Unicorn runs the guest with a software TLB (``UC_TLB_VIRTUAL``); every miss
 calls the ``UC_HOOK_TLB_FILL`` hook, and every exception or ``int`` the ``UC_HOOK_INTR`` hook.  A
 real Linux guest misses hundreds of times per fork+exec (each address-space switch empties the
-TLB, as it does on hardware) and takes about 50 page faults and a dozen system calls; each
-answered in Python costs microseconds, ctypes' callback included.  So the hooks Unicorn calls
+TLB, as it does on hardware), takes about 50 page faults and a dozen system calls, and makes
+about 100 page-table hypercalls; each answered in Python costs microseconds, ctypes' callback
+included.  So the hooks Unicorn calls
 are these, and Python (``slow_fill``, ``slow_trap``) only gets what needs a decision.
 
 ``fill``, the TLB miss:
@@ -19,8 +20,14 @@ are these, and Python (``slow_fill``, ``slow_trap``) only gets what needs a deci
 3. anything that needs a decision (a bad entry or address that kills the guest, the switcher
    pages, an address beyond the table) goes to Python, which decides.
 
-``trap``, the INTR hook: a page fault from a fill, or a system call (``int $0x80`` through the
-guest's own trap gate, which its DPL allows), is reflected here exactly as
+``trap``, the INTR hook, does two things itself.  A hypercall from the guest kernel whose
+call, and every call queued in the async ring before it, is FLUSH_ASYNC, SET_PMD or a SET_PTE
+that does not kill, is done here exactly as ``hypercalls`` and ``PageTables.set_pte`` /
+``set_pmd`` do (those are the reference): counted, the ring's slots marked done, every cached
+shadow (``shadows``, told by ``PageTables``) changed, the TLB flushed where a change outdates
+it.  At the first call that is not one of these, Python goes on from that slot of the ring, as
+it would have from the start.  And a page fault from a fill, or a system call (``int $0x80``
+through the guest's own trap gate, which its DPL allows), is reflected here exactly as
 ``interrupts.set_guest_interrupt`` does (that Python is the reference): the frame on the guest's
 stack, CR2 into ``lguest_data`` for a fault, the privilege change and the jump to the handler in
 one batch write of the registers (``lguestfs.cpu`` says why a batch), the guest's interrupt flag
@@ -53,6 +60,16 @@ typedef int (*stop_fn)(void *uc);
 /* ...its INTR callback, and uc_reg_read_batch / uc_reg_write_batch. */
 typedef void (*trap_fn)(void *uc, uint32_t intno, void *data);
 typedef int (*regs_fn)(void *uc, const int32_t *ids, void *const *values, int count);
+/* ...uc_ctl, and QEMU's tlb_flush_page(CPUState *, vaddr). */
+typedef int (*ctl_fn)(void *uc, int control, ...);
+typedef void (*flush_page_fn)(void *cpu, uint64_t vaddr);
+
+/* One cached shadow (PageTables.slots): its PTE array, its slot bytes, its page directory. */
+struct shadow {
+    uint32_t *ptes; /* NULL: an empty slot */
+    uint8_t *tables;
+    uint64_t gpgdir;
+};
 
 struct hook_state {
     uint32_t *ptes;           /* the current shadow: PTE of virtual page n at ptes[n] */
@@ -114,6 +131,26 @@ struct hook_state {
     uint32_t eflags_if;
     uint32_t ld_irq_enabled;
     uint32_t ld_cr2;
+    /* the page-table hypercalls */
+    struct shadow shadows[4]; /* every cached shadow, the current one (``ptes``) among them */
+    uint64_t kernel_address;  /* SET_PTE at or above it changes every shadow */
+    uint64_t *hypercalls;     /* the hypercall counters, by number (Lguest.hypercall_counts)... */
+    uint32_t other_hypercalls; /* ...the last, at this index, for all other numbers */
+    uint32_t next_hcall;      /* the async ring's cursor (lg->next_hcall) */
+    ctl_fn ctl;               /* uc_ctl, called with tlb_flush: Cpu.flush_tlb */
+    int32_t tlb_flush;
+    flush_page_fn flush_page; /* tlb_flush_page on... */
+    void *cpu;                /* ...the engine's CPUState: Cpu.flush_tlb_page */
+    int32_t hypercall_regs[5]; /* CS, EAX, EDX, EBX, ECX: what a hypercall reads */
+    uint32_t trap_entry;      /* LGUEST_TRAP_ENTRY, and the calls done here */
+    uint32_t hcall_flush_async;
+    uint32_t hcall_set_pte;
+    uint32_t hcall_set_pmd;
+    uint32_t ld_hcall_status; /* the ring in lguest_data: status bytes, slots, their count */
+    uint32_t ld_hcalls;
+    uint32_t ring_size;
+    uint32_t slot_bytes;
+    uint8_t status_done;
 };
 
 enum walk { MAPPED, FORBIDDEN, DECIDE_IN_PYTHON };
@@ -223,16 +260,43 @@ static bool guest_pa(const struct hook_state *s, uint32_t vaddr, uint64_t *pa)
     return true;
 }
 
+/* Five registers in one uc_reg_read_batch, 32 bits each (a segment register fills 2 bytes). */
+static bool read_five(const struct hook_state *s, void *uc, const int32_t ids[5], uint32_t regs[5])
+{
+    uint64_t slots[5] = {0};
+    void *refs[5] = {&slots[0], &slots[1], &slots[2], &slots[3], &slots[4]};
+    int i;
+
+    if (s->read_regs(uc, ids, refs, 5) != 0)
+        return false;
+    for (i = 0; i < 5; i++)
+        regs[i] = (uint32_t)slots[i];
+    return true;
+}
+
+/* count (at most five) registers in one uc_reg_write_batch: see lguestfs.cpu for why a batch. */
+static bool write_regs(const struct hook_state *s, void *uc, const int32_t *ids,
+                       const uint32_t *values, int count)
+{
+    uint64_t slots[5];
+    void *refs[5];
+    int i;
+
+    for (i = 0; i < count; i++) {
+        slots[i] = values[i];
+        refs[i] = &slots[i];
+    }
+    return s->write_regs(uc, ids, refs, count) == 0;
+}
+
 /* interrupts.set_guest_interrupt for a page fault or a system call; false (nothing done) for
    whatever Python must decide. */
 static bool reflect(struct hook_state *s, void *uc, uint32_t intno)
 {
     bool fault = intno == s->trap_pf && !*s->exception_is_int, user;
     uint32_t lo, hi, cpl, regs[5], ss, esp, eflags, irq_enabled, frame[6], words = 0;
-    uint32_t new_ss, stack, new_esp, handler, old_hflags, values[5];
-    uint64_t slots[5] = {0}, top, bottom;
-    void *refs[5];
-    int i;
+    uint32_t new_ss, stack, new_esp, handler, old_hflags;
+    uint64_t top, bottom;
 
     if (s->traps_to_python || s->irqs_pending || !s->lguest_data)
         return false;
@@ -247,12 +311,8 @@ static bool reflect(struct hook_state *s, void *uc, uint32_t intno)
     if (!fault && (((hi >> 8) & 0xF) != s->trap_gate || ((hi >> 13) & 3) < cpl))
         return false;
 
-    for (i = 0; i < 5; i++)
-        refs[i] = &slots[i];
-    if (s->read_regs(uc, s->trap_regs, refs, 5) != 0)
+    if (!read_five(s, uc, s->trap_regs, regs))
         return false;
-    for (i = 0; i < 5; i++)
-        regs[i] = (uint32_t)slots[i]; /* a segment register fills the low 2 bytes only */
     ss = regs[0], esp = regs[1], eflags = regs[2];
     user = (ss & 3) != s->guest_pl;
     new_ss = user ? s->ss1 : ss;
@@ -282,17 +342,14 @@ static bool reflect(struct hook_state *s, void *uc, uint32_t intno)
         /* Cpu.enter: the CPL first, so Unicorn's descriptor checks accept the new SS */
         old_hflags = *s->hflags;
         *s->hflags = (old_hflags & ~s->cpl_mask) | (new_ss & s->cpl_mask);
-        values[0] = new_ss, values[1] = s->guest_cs, values[2] = new_esp, values[3] = handler;
-        values[4] = eflags;
-        for (i = 0; i < 5; i++)
-            slots[i] = values[i];
-        if (s->write_regs(uc, s->enter_regs, refs, 5) != 0) {
+        uint32_t enter[5] = {new_ss, s->guest_cs, new_esp, handler, eflags};
+        if (!write_regs(s, uc, s->enter_regs, enter, 5)) {
             *s->hflags = old_hflags; /* SS refused, before anything was loaded: Python kills */
             return false;
         }
     } else {
-        slots[0] = new_esp, slots[1] = s->guest_cs, slots[2] = handler;
-        if (s->write_regs(uc, s->jump_regs, refs, 3) != 0)
+        uint32_t jump[3] = {new_esp, s->guest_cs, handler};
+        if (!write_regs(s, uc, s->jump_regs, jump, 3))
             return false;
     }
     memcpy(s->memory + bottom, frame, 4u * words);
@@ -308,11 +365,125 @@ static bool reflect(struct hook_state *s, void *uc, uint32_t intno)
     return true;
 }
 
+/* pagetables._outdates: does a TLB entry made from shadow entry old go wrong with new? */
+static bool outdates(const struct hook_state *s, uint32_t old, uint32_t new)
+{
+    uint32_t lost = old & ~new & (s->pte_present | s->pte_rw | s->pte_user);
+    return (old & s->pte_present) && (lost || (old ^ new) >> s->page_shift);
+}
+
+/* Cpu.flush_tlb, the whole TLB. */
+static void flush_tlb(struct hook_state *s, void *uc)
+{
+    s->ctl(uc, s->tlb_flush);
+    s->fills = 0;
+}
+
+/* Would PageTables.set_pte kill?  (The page-directory slot of the Host, or an entry with A or
+   D set that points outside guest memory or has PWT or PSE.)  Then Python does it all. */
+static bool set_pte_kills(const struct hook_state *s, uint32_t vaddr, uint32_t gpte)
+{
+    return vaddr >> 22 >= s->switcher_pde
+           || ((gpte & (s->pte_accessed | s->pte_dirty))
+               && ((gpte & s->pte_refused) || gpte >> s->page_shift >= s->pfnlimit));
+}
+
+/* PageTables.set_pte (one that does not kill). */
+static void set_pte(struct hook_state *s, uint32_t gpgdir, uint32_t vaddr, uint32_t gpte)
+{
+    uint32_t vpn = vaddr >> s->page_shift, spte = 0, old;
+    bool every_shadow = vaddr >= s->kernel_address;
+    int i;
+
+    if (gpte & (s->pte_accessed | s->pte_dirty)) { /* _shadow_pte */
+        spte = gpte & ~s->pte_global;
+        if (!(gpte & s->pte_dirty))
+            spte &= ~s->pte_rw;
+    }
+    for (i = 0; i < 4; i++) {
+        struct shadow *shadow = &s->shadows[i];
+        if (!shadow->ptes || (!every_shadow && shadow->gpgdir != gpgdir)
+            || !shadow->tables[vaddr >> 22])
+            continue;
+        old = shadow->ptes[vpn];
+        shadow->ptes[vpn] = spte;
+        if (outdates(s, old, spte) && shadow->ptes == s->ptes)
+            s->flush_page(s->cpu, (uint64_t)vpn << s->page_shift);
+    }
+}
+
+/* PageTables.set_pmd. */
+static void set_pmd(struct hook_state *s, void *uc, uint32_t gpgdir, uint32_t index)
+{
+    int i;
+
+    if (index >= s->switcher_pde)
+        return;
+    for (i = 0; i < 4; i++) {
+        struct shadow *shadow = &s->shadows[i];
+        if (!shadow->ptes || shadow->gpgdir != gpgdir || !shadow->tables[index])
+            continue;
+        shadow->tables[index] = 0; /* Shadow.forget_pde */
+        memset(shadow->ptes + index * 1024u, 0, 4096);
+        if (shadow->ptes == s->ptes)
+            flush_tlb(s, uc);
+    }
+}
+
+/* A call done here (FLUSH_ASYNC, SET_PTE, SET_PMD) that does not kill; false for Python. */
+static bool hcall_here(const struct hook_state *s, uint32_t call, uint32_t arg2, uint32_t arg3)
+{
+    return call == s->hcall_flush_async || call == s->hcall_set_pmd
+           || (call == s->hcall_set_pte && !set_pte_kills(s, arg2, arg3));
+}
+
+/* Lguest.count_hypercall, then hypercalls.do_hcall for the calls above. */
+static void do_hcall(struct hook_state *s, void *uc, const uint32_t args[4])
+{
+    s->hypercalls[args[0] < s->other_hypercalls ? args[0] : s->other_hypercalls]++;
+    if (args[0] == s->hcall_set_pte)
+        set_pte(s, args[1], args[2], args[3]);
+    else if (args[0] == s->hcall_set_pmd)
+        set_pmd(s, uc, args[1], args[2]);
+}
+
+/* hypercalls.trapped_hypercall, while it and every call queued in the async ring before it
+   is one done here; false (the ring's cursor on the first that is not) for Python, which goes
+   on from there exactly as it would have from the start. */
+static bool hypercall(struct hook_state *s, void *uc)
+{
+    uint32_t regs[5], args[4], slot[4], n;
+    uint8_t *status = s->memory + s->lguest_data + s->ld_hcall_status;
+    const uint8_t *ring = s->memory + s->lguest_data + s->ld_hcalls;
+    int i;
+
+    if (s->traps_to_python || s->irqs_pending || !s->lguest_data)
+        return false;
+    if (!read_five(s, uc, s->hypercall_regs, regs))
+        return false;
+    if ((regs[0] & 3) != s->guest_pl || !hcall_here(s, regs[1], regs[3], regs[4]))
+        return false; /* from user mode a #GP; else a call only Python does */
+    /* do_async_hcalls: the ring is inside lguest_data, which LGUEST_INIT checked */
+    for (i = 0; i < (int)s->ring_size && status[s->next_hcall] != s->status_done; i++) {
+        n = s->next_hcall;
+        memcpy(slot, ring + n * s->slot_bytes, sizeof(slot)); /* call, arg2, arg3, arg1 */
+        if (!hcall_here(s, slot[0], slot[1], slot[2]))
+            return false;
+        s->next_hcall = (n + 1) % s->ring_size;
+        args[0] = slot[0], args[1] = slot[3], args[2] = slot[1], args[3] = slot[2];
+        do_hcall(s, uc, args);
+        status[n] = s->status_done;
+    }
+    args[0] = regs[1], args[1] = regs[2], args[2] = regs[3], args[3] = regs[4];
+    do_hcall(s, uc, args);
+    return true;
+}
+
 static void trap(void *uc, uint32_t intno, void *data)
 {
     struct hook_state *s = data;
 
-    if (!reflect(s, uc, intno))
+    if (intno == s->trap_entry ? !hypercall(s, uc) : !reflect(s, uc, intno))
         s->slow_trap(uc, intno, data);
 }
 
