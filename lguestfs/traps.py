@@ -14,7 +14,8 @@ ending the run; only an instruction that must fault instead of running waits for
 Hypercalls that stay in the guest are handled inside the INTR hook, including steps 2-5 of the
 run loop (notify, signal and break checks, interrupt injection: ``after_exit``), so a hypercall
 costs a few microseconds and never a thread switch; anything else stops the CPU and the loop
-takes over.
+takes over.  The commonest (SET_PTE, SET_PMD, FLUSH_ASYNC) and the commonest traps never reach
+this module: the CPU's C hook does them when nothing is pending that the loop must look at.
 """
 
 from __future__ import annotations

@@ -309,9 +309,11 @@ class CpuHooks(Protocol):
         on the faulting instruction."""
 
     def on_trap(self, intno: int) -> None:
-        """An ``int`` instruction or an exception (never delivered through an IDT); a page
-        fault a fill refused is intno 14, its CR2 ``fault_address()``.  Registers written here
-        (``jump``, ``enter``) take effect when the hook returns, and the run goes on."""
+        """An ``int`` instruction or an exception (never delivered through an IDT) that the C
+        hook left to Python (``_hooks.c`` does the common hypercalls, page faults and system
+        calls); a page fault a fill refused is intno 14, its CR2 ``fault_address()``.
+        Registers written here (``jump``, ``enter``) take effect when the hook returns, and the
+        run goes on."""
 
     def on_invalid_instruction(self) -> bool:
         """#UD; return True to go on at the (possibly changed) EIP."""
