@@ -74,6 +74,9 @@ measured again at every start and each has its own test (``tests/test_host_cpu_f
   exports as ``lguestfs_guest_page_fault``, the error code in ``paddr``): the INTR hook gets
   intno 14 with EIP on the faulting instruction, and the run goes on.  Either way the faulting
   byte is kept in the engine (``uc->invalid_addr``, found by refusing two known addresses).
+  A stock Unicorn also restores EIP to the access before every fill, which costs a block lookup
+  by host address each time; the project's restores it only for a refusal (0004), so a fill
+  hook must not read EIP.
   Unicorn sizes its TLB (256 entries at first) only when it is flushed, growing it when it was
   >70% full, so a large working set misses on every access until something flushes
   (``TLB_GROW_FILLS``).

@@ -306,7 +306,8 @@ class CpuHooks(Protocol):
         Python: set ``entry.paddr``/``entry.perms`` and return True; or return False to refuse
         it, with ``entry.perms`` = ``Cpu.guest_page_fault`` and the error code in
         ``entry.paddr`` for the guest's own page fault (``on_trap`` gets it), else the run ends
-        on the faulting instruction."""
+        on the faulting instruction.  EIP is not the access's during the call (the project's
+        Unicorn restores it only for a refusal): never read it here."""
 
     def on_trap(self, intno: int) -> None:
         """An ``int`` instruction or an exception (never delivered through an IDT) that the C

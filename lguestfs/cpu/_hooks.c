@@ -19,6 +19,8 @@ are these, and Python (``slow_fill``, ``slow_trap``) only gets what needs a deci
    and calls ``trap``, the run going on;
 3. anything that needs a decision (a bad entry or address that kills the guest, the switcher
    pages, an address beyond the table) goes to Python, which decides.
+Unicorn calls it without first restoring the CPU state to the access (``patches/unicorn/0004``):
+neither it nor Python's fill reads EIP; a refusal raises with the state restored.
 
 ``trap``, the INTR hook, does two things itself.  A hypercall from the guest kernel whose
 call, and every call queued in the async ring before it, is FLUSH_ASYNC, SET_PMD or a SET_PTE
