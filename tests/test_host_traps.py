@@ -23,6 +23,15 @@ from tests.support.host import (
 pytestmark = needs_as
 
 
+def death_of(g: Guest) -> str | None:
+    """Run ``g`` until it dies (its first read must end so), close it, and say why it died."""
+    try:
+        assert Reads(g).read() == (RunExit.DIED, 0)
+        return g.death
+    finally:
+        g.close()
+
+
 def frame(g: Guest, words: int = 6) -> list[int]:
     return list(struct.unpack(f"<{words}I", g.lguest.memory.read(FRAME, words * 4)))
 
@@ -79,11 +88,7 @@ def test_kernel_in_is_emulated_with_all_ones() -> None:
 
 def test_unhandled_invalid_opcode_kills_with_eip() -> None:
     g = make_guest("init\n ud2\n")  # init is 27 bytes: ud2 at 0xc001001b
-    try:
-        assert Reads(g).read() == (RunExit.DIED, 0)
-        assert g.death == "unhandled trap 6 at 0xc001001b (0x0)"
-    finally:
-        g.close()
+    assert death_of(g) == "unhandled trap 6 at 0xc001001b (0x0)"
 
 
 def test_interrupt_gate_clears_irq_enabled_and_pushes_if() -> None:
@@ -114,11 +119,7 @@ timer:
 
 def test_fetch_from_an_unmapped_page_is_a_page_fault_with_cr2() -> None:
     g = make_guest("init\n movl $0x80000000, %eax\n jmp *%eax\n")
-    try:
-        assert Reads(g).read() == (RunExit.DIED, 0)
-        assert g.death == "unhandled trap 14 at 0x80000000 (0x80000000)"
-    finally:
-        g.close()
+    assert death_of(g) == "unhandled trap 14 at 0x80000000 (0x80000000)"
 
 
 @pytest.mark.parametrize(
@@ -185,11 +186,7 @@ def test_user_mode_can_load_a_segment_from_the_hosts_gdt() -> None:
 @pytest.mark.parametrize("address", [0xFFC00000, 0xFFFFF000, 0xFFFFFFFC])
 def test_any_access_to_the_top_4mb_kills(address: int) -> None:
     g = make_guest(f"init\n movl {address:#x}, %eax\n")
-    try:
-        assert Reads(g).read() == (RunExit.DIED, 0)
-        assert g.death == "attempt to access switcher pages"
-    finally:
-        g.close()
+    assert death_of(g) == "attempt to access switcher pages"
 
 
 # A trap from user mode into a handler that copies what it found to FRAME: the frame (six words
@@ -263,11 +260,7 @@ def test_a_page_fault_onto_an_unmapped_kernel_stack_kills_as_python_does() -> No
         "init\n gate 14, pf, 0x8e00\n movl $0x80000000, %esp\n movl (0x00400000), %eax\n"
         "1: jmp 1b\npf:\n hcall 17, 1\n"
     )
-    try:
-        assert Reads(g).read() == (RunExit.DIED, 0)
-        assert g.death == "Bad address 0x80000000"
-    finally:
-        g.close()
+    assert death_of(g) == "Bad address 0x80000000"
 
 
 def test_a_system_call_onto_a_stack_segment_the_cpu_refuses_kills_as_python_does() -> None:
@@ -276,9 +269,6 @@ def test_a_system_call_onto_a_stack_segment_the_cpu_refuses_kills_as_python_does
         "    int $0x80\n1:  jmp 1b\nsyscall:\n    hcall 17, 1\n",
         "    gate 0x80, syscall, 0xef00\n    hcall 7, 0x71, STACK_TOP + PAGE_OFFSET, 1\n",
     )
-    try:
-        assert Reads(g).read() == (RunExit.DIED, 0)
-        assert g.death is not None and g.death.startswith("unhandled trap 256 at 0xc001")
-        assert g.death.endswith("(0x70)")
-    finally:
-        g.close()
+    death = death_of(g)
+    assert death is not None and death.startswith("unhandled trap 256 at 0xc001")
+    assert death.endswith("(0x70)")

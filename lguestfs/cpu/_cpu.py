@@ -2,10 +2,9 @@
 
 The hot calls (registers, stop, the INTR hook) go to the C library through ctypes prototypes
 taking plain integers (``_binding``); a TLB miss is answered in C from the shadow page table
-(``_hooks``), as are the traps a guest handles itself (a page fault, a system call), Python being
-called only for what needs a decision; the hidden state is
-read and written live, in the engine's ``env``, at the offsets ``_calibrate`` measured.  Why each
-of these is needed is in ``lguestfs.cpu``.
+(``_hooks``), as are the common traps and page-table hypercalls, Python being called only for
+what needs a decision; the hidden state is read and written live, in the engine's ``env``, at
+the offsets ``_calibrate`` measured.  Why each of these is needed is in ``lguestfs.cpu``.
 """
 
 from __future__ import annotations

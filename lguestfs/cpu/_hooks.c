@@ -5,8 +5,8 @@ calls the ``UC_HOOK_TLB_FILL`` hook, and every exception or ``int`` the ``UC_HOO
 real Linux guest misses hundreds of times per fork+exec (each address-space switch empties the
 TLB, as it does on hardware), takes about 50 page faults and a dozen system calls, and makes
 about 100 page-table hypercalls; each answered in Python costs microseconds, ctypes' callback
-included.  So the hooks Unicorn calls
-are these, and Python (``slow_fill``, ``slow_trap``) only gets what needs a decision.
+included.  So the hooks Unicorn calls are these, and Python (``slow_fill``, ``slow_trap``) only
+gets what needs a decision.
 
 ``fill``, the TLB miss:
 1. the entry of the current shadow (a flat array of i386 PTEs, one per virtual page, kept by
@@ -169,15 +169,30 @@ static bool guest_ok(const struct hook_state *s, uint64_t addr)
     return guest_range_ok(s, addr, 4);
 }
 
+/* GuestMemory.read_u32: false, nothing read, outside guest memory. */
+static bool read_guest(const struct hook_state *s, uint64_t addr, uint32_t *value)
+{
+    if (!guest_ok(s, addr))
+        return false;
+    memcpy(value, s->memory + addr, 4);
+    return true;
+}
+
+/* Where the guest's PTE for vaddr is, in the page table its PDE gpde points at. */
+static uint64_t gpte_address(const struct hook_state *s, uint32_t gpde, uint64_t vaddr)
+{
+    uint32_t flags = (1u << s->page_shift) - 1;
+    return (gpde & ~flags) + ((vaddr >> s->page_shift) & 1023u) * 4u;
+}
+
 static enum walk demand_page(struct hook_state *s, uint64_t vaddr, bool write, bool user)
 {
     uint32_t pde_index = (uint32_t)(vaddr >> 22), gpde, gpte, spte;
     uint64_t pde_addr = s->gpgdir + pde_index * 4u, pte_addr;
     uint32_t flags = (1u << s->page_shift) - 1;
 
-    if (pde_index >= s->switcher_pde || !guest_ok(s, pde_addr))
+    if (pde_index >= s->switcher_pde || !read_guest(s, pde_addr, &gpde))
         return DECIDE_IN_PYTHON; /* kills */
-    memcpy(&gpde, s->memory + pde_addr, 4);
     if (!(gpde & s->pte_present))
         return FORBIDDEN;
     if (!s->tables[pde_index]) {
@@ -185,10 +200,9 @@ static enum walk demand_page(struct hook_state *s, uint64_t vaddr, bool write, b
             return DECIDE_IN_PYTHON; /* "bad page directory entry" */
         s->tables[pde_index] = 1;
     }
-    pte_addr = (gpde & ~flags) + ((vaddr >> s->page_shift) & 1023u) * 4u;
-    if (!guest_ok(s, pte_addr))
+    pte_addr = gpte_address(s, gpde, vaddr);
+    if (!read_guest(s, pte_addr, &gpte))
         return DECIDE_IN_PYTHON;
-    memcpy(&gpte, s->memory + pte_addr, 4);
     if (!(gpte & s->pte_present) || (write && !(gpte & s->pte_rw))
         || (user && !(gpte & s->pte_user)))
         return FORBIDDEN;
@@ -245,18 +259,9 @@ static bool fill(void *uc, uint64_t vaddr, int access, struct tlb_entry *entry, 
 static bool guest_pa(const struct hook_state *s, uint32_t vaddr, uint64_t *pa)
 {
     uint32_t flags = (1u << s->page_shift) - 1, gpde, gpte;
-    uint64_t pde_addr = s->gpgdir + (vaddr >> 22) * 4u, pte_addr;
 
-    if (!guest_ok(s, pde_addr))
-        return false;
-    memcpy(&gpde, s->memory + pde_addr, 4);
-    if (!(gpde & s->pte_present))
-        return false;
-    pte_addr = (gpde & ~flags) + ((vaddr >> s->page_shift) & 1023u) * 4u;
-    if (!guest_ok(s, pte_addr))
-        return false;
-    memcpy(&gpte, s->memory + pte_addr, 4);
-    if (!(gpte & s->pte_present))
+    if (!read_guest(s, s->gpgdir + (vaddr >> 22) * 4u, &gpde) || !(gpde & s->pte_present)
+        || !read_guest(s, gpte_address(s, gpde, vaddr), &gpte) || !(gpte & s->pte_present))
         return false;
     *pa = (gpte & ~flags) | (vaddr & flags);
     return true;
@@ -319,12 +324,12 @@ static bool reflect(struct hook_state *s, void *uc, uint32_t intno)
     user = (ss & 3) != s->guest_pl;
     new_ss = user ? s->ss1 : ss;
     stack = user ? s->esp1 : esp;
-    if (!guest_pa(s, stack, &top) || !guest_ok(s, s->lguest_data + s->ld_irq_enabled)
+    if (!guest_pa(s, stack, &top)
+        || !read_guest(s, s->lguest_data + s->ld_irq_enabled, &irq_enabled)
         || (fault && !guest_ok(s, s->lguest_data + s->ld_cr2)))
         return false;
 
     /* The frame, lowest address first: error code, EIP, CS, EFLAGS, then ESP, SS from user. */
-    memcpy(&irq_enabled, s->memory + s->lguest_data + s->ld_irq_enabled, 4);
     if (fault)
         frame[words++] = (uint32_t)*s->error_code;
     frame[words++] = regs[4];
